@@ -1,0 +1,123 @@
+/**
+ * Config loading: YAML file → environment overrides → schema validation.
+ * Every error names the key path (or the environment variable) and the bad value.
+ */
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { gatewayConfigSchema, type GatewayConfig } from './schema.js';
+
+export interface ConfigIssue {
+  /** Dotted key path with [i] indexes, e.g. projects[0].apiProxies[1].basePath. */
+  readonly path: string;
+  readonly message: string;
+}
+
+export class ConfigError extends Error {
+  readonly issues: readonly ConfigIssue[];
+  constructor(source: string, issues: readonly ConfigIssue[]) {
+    super(`invalid configuration in ${source}:\n` + issues.map((i) => `  ${i.path || '(root)'}: ${i.message}`).join('\n'));
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+/** projects[0].apiProxies[1].basePath from ['projects', 0, 'apiProxies', 1, 'basePath']. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out;
+}
+
+function describeValue(v: unknown): string {
+  if (v === undefined) return 'missing';
+  const s = JSON.stringify(v);
+  if (s === undefined) return String(v);
+  return s.length > 80 ? s.slice(0, 77) + '...' : s;
+}
+
+/** Converts zod issues into path-named issues that quote the offending value. */
+export function zodIssues(error: z.ZodError, envSources: ReadonlyMap<string, string> = new Map()): ConfigIssue[] {
+  return error.issues.map((issue) => {
+    const path = formatPath(issue.path);
+    const fromEnv = envSources.get(path);
+    const input = (issue as { input?: unknown }).input;
+    const value = issue.code === 'unrecognized_keys' ? '' : ` (got ${describeValue(input)})`;
+    return { path, message: issue.message + value + (fromEnv !== undefined ? ` [set by ${fromEnv}]` : '') };
+  });
+}
+
+/** Environment variables that override the file, for containers. */
+export const ENV_OVERRIDES = {
+  IPGATE_LISTEN: 'listen',
+  IPGATE_ENVIRONMENT: 'environment',
+  IPGATE_TRUSTED_PROXIES: 'trustedProxies',
+  IPGATE_LOG_LEVEL: 'log.level',
+} as const;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
+  const sources = new Map<string, string>();
+  const setPath = (dotted: string, value: unknown, name: string) => {
+    const keys = dotted.split('.');
+    let obj: Record<string, unknown> = raw;
+    for (let i = 0; i < keys.length - 1; i++) {
+      const k = keys[i]!;
+      const next = obj[k];
+      if (next === null || typeof next !== 'object' || Array.isArray(next)) obj[k] = {};
+      obj = obj[k] as Record<string, unknown>;
+    }
+    obj[keys[keys.length - 1]!] = value;
+    sources.set(dotted, name);
+  };
+  for (const [name, key] of Object.entries(ENV_OVERRIDES)) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    if (key === 'trustedProxies') {
+      const list = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+      setPath(key, list, name);
+      list.forEach((_, i) => sources.set(`${key}[${i}]`, name));
+    } else {
+      setPath(key, v, name);
+    }
+  }
+  return sources;
+}
+
+/** Parse and validate config text. Throws ConfigError naming every bad key. */
+export function parseConfigText(text: string, source: string, env: Env = {}): GatewayConfig {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      source,
+      doc.errors.map((e) => ({ path: '(yaml)', message: e.message.split('\n')[0] ?? e.message })),
+    );
+  }
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(source, [{ path: '', message: 'the document must be a mapping' }]);
+  }
+  const sources = applyEnv(raw as Record<string, unknown>, env);
+  const parsed = gatewayConfigSchema.safeParse(raw, { reportInput: true });
+  if (!parsed.success) throw new ConfigError(source, zodIssues(parsed.error, sources));
+  return parsed.data;
+}
+
+/** Load the config file named by `path` (or IPGATE_CONFIG), applying environment overrides. */
+export function loadConfig(path: string | undefined, env: Env = process.env): { config: GatewayConfig; path: string } {
+  const file = path ?? env.IPGATE_CONFIG;
+  if (file === undefined || file === '') {
+    throw new ConfigError('(no file)', [{ path: '', message: 'no config file given: pass --config FILE or set IPGATE_CONFIG' }]);
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read file: ${(err as Error).message}` }]);
+  }
+  return { config: parseConfigText(text, file, env), path: file };
+}

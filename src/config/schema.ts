@@ -1,0 +1,229 @@
+/**
+ * The one set of boundary schemas. The YAML config and (later) the apiops admin bodies are
+ * validated with these, so an error names the same field path in both places
+ * (e.g. `policy.ipList[3]: 10.0.0.1/8: host bits set, did you mean 10.0.0.0/8?`).
+ *
+ * Objects are strict: an unknown key is an error, because a typo in a security policy
+ * ("ipLsit") must not silently become an empty list.
+ */
+import { Script } from 'node:vm';
+import proxyaddr from 'proxy-addr';
+import { z } from 'zod';
+import { endpointPatternError } from '../policy/endpoint-pattern.js';
+import { parseIpEntry } from '../policy/ip-entry.js';
+import {
+  ENDPOINT_METHODS,
+  IP_CONTEXT_VALUES,
+  IP_ENTRY_ACTIONS,
+  IP_VARIABLE_TYPES,
+  POLICY_TYPES,
+  TARGET_PIPELINES,
+  TARGET_SCOPES,
+} from '../policy/model.js';
+
+/** Names of projects, proxies, policies, groups and environments: safe in URLs, logs and metrics. */
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export const nameSchema = z.string().regex(NAME_RE, 'must be 1-128 characters of letters, digits, ".", "_" or "-", starting with a letter or digit');
+
+const byteLength = (max: number) => (s: string) => Buffer.byteLength(s, 'utf8') <= max;
+
+/** One ipList entry: validated by the same parser the compiler uses. */
+export const ipEntrySchema = z.string().superRefine((text, ctx) => {
+  const r = parseIpEntry(text);
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error });
+});
+
+export const operationMetadataSchema = z
+  .strictObject({
+    targetScope: z.enum(TARGET_SCOPES),
+    targetPipeline: z.enum(TARGET_PIPELINES),
+    targetEndpoint: z.string().optional(),
+    targetEndpointHTTPMethod: z.enum(ENDPOINT_METHODS).optional(),
+    deploy: z.boolean().optional(),
+    deployTargetEnvironmentNameList: z.array(nameSchema).optional(),
+    order: z.number().int().min(1, 'order is 1-based: must be >= 1').nullable().optional(),
+  })
+  .superRefine((m, ctx) => {
+    if (m.targetScope === 'ENDPOINT') {
+      if (m.targetEndpoint === undefined) ctx.addIssue({ code: 'custom', path: ['targetEndpoint'], message: 'required when targetScope is ENDPOINT' });
+      if (m.targetEndpointHTTPMethod === undefined)
+        ctx.addIssue({ code: 'custom', path: ['targetEndpointHTTPMethod'], message: 'required when targetScope is ENDPOINT' });
+    }
+    if (m.targetEndpoint !== undefined) {
+      const why = endpointPatternError(m.targetEndpoint);
+      if (why !== null) ctx.addIssue({ code: 'custom', path: ['targetEndpoint'], message: why });
+    }
+  });
+
+export const targetVariableSchema = z
+  .strictObject({
+    type: z.enum(IP_VARIABLE_TYPES),
+    headerName: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name (RFC 9110 token)').optional(),
+    paramName: z.string().min(1).max(256).optional(),
+    bodyPath: z.string().regex(/^[^.\s]+(\.[^.\s]+)*$/, 'must be a dotted path such as "client.ip"').optional(),
+    contextValue: z.enum(IP_CONTEXT_VALUES).optional(),
+    script: z.string().min(1).max(64 * 1024).optional(),
+    trustUntrustedPeers: z.boolean().optional(),
+  })
+  .superRefine((v, ctx) => {
+    const need = (field: 'headerName' | 'paramName' | 'bodyPath' | 'contextValue' | 'script') => {
+      if (v[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: `required when type is ${v.type}` });
+    };
+    if (v.type === 'HEADER') need('headerName');
+    if (v.type === 'PARAMETER') need('paramName');
+    if (v.type === 'BODY') need('bodyPath');
+    if (v.type === 'CONTEXT') need('contextValue');
+    if (v.type === 'SCRIPT') {
+      need('script');
+      if (v.script !== undefined) {
+        try {
+          new Script(`(${v.script}\n)`);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', path: ['script'], message: `does not compile: ${(err as Error).message}` });
+        }
+      }
+    }
+  });
+
+/** The policy object of the apiops body. `name` comes from the URL there, and from here in YAML. */
+export const policySchema = z
+  .strictObject({
+    type: z.enum(POLICY_TYPES),
+    name: nameSchema.optional(),
+    description: z.string().refine(byteLength(1024), 'at most 1024 bytes').optional(),
+    active: z.boolean().optional(),
+    enforce: z.boolean().optional(),
+    targetVariableForIP: targetVariableSchema.nullable().optional(),
+    ipList: z.array(ipEntrySchema).optional(),
+    ipGroupIdList: z.array(z.string().min(1).max(128)).optional(),
+    rejectStatusCode: z.number().int().min(400).max(599).optional(),
+    rejectMessage: z.string().min(1).max(512).optional(),
+  })
+  .superRefine((p, ctx) => {
+    if ((p.ipList?.length ?? 0) === 0 && (p.ipGroupIdList?.length ?? 0) === 0) {
+      ctx.addIssue({ code: 'custom', path: ['ipList'], message: 'must contain at least one entry (or reference an IP group in ipGroupIdList)' });
+    }
+  });
+
+export const policyBindingSchema = z.strictObject({
+  operationMetadata: operationMetadataSchema,
+  policy: policySchema,
+});
+
+const timeoutMs = z.number().int().min(1).max(3_600_000);
+
+export const upstreamSchema = z.strictObject({
+  url: z.string().superRefine((s, ctx) => {
+    let u: URL;
+    try {
+      u = new URL(s);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `not a URL: ${JSON.stringify(s)}` });
+      return;
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: 'scheme must be http or https' });
+    if (u.search !== '' || u.hash !== '' || u.username !== '' || u.password !== '')
+      ctx.addIssue({ code: 'custom', message: 'must not contain a query, fragment or credentials' });
+  }),
+  connectTimeoutMs: timeoutMs.optional(),
+  headersTimeoutMs: timeoutMs.optional(),
+  bodyTimeoutMs: timeoutMs.optional(),
+});
+
+const basePathSchema = z
+  .string()
+  .regex(/^\/([A-Za-z0-9._~!$&'()*+,;=:@-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)*)?$/, 'must start with "/", have no empty, "." or ".." segments and no trailing slash')
+  .refine((p) => !p.split('/').some((s) => s === '.' || s === '..'), 'must not contain "." or ".." segments');
+
+const hostSchema = z.string().regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'must be a host name, optionally starting with "*."');
+
+/** A policy as written in YAML: the apiops body, with the policy name inside `policy`. */
+const configPolicySchema = policyBindingSchema.superRefine((b, ctx) => {
+  if (b.policy.name === undefined) ctx.addIssue({ code: 'custom', path: ['policy', 'name'], message: 'required' });
+});
+
+export const apiProxySchema = z.strictObject({
+  name: nameSchema,
+  description: z.string().max(1024).optional(),
+  basePath: basePathSchema,
+  hosts: z.array(hostSchema).optional(),
+  upstream: upstreamSchema,
+  environments: z.array(nameSchema).default(['production']),
+  policies: z.array(configPolicySchema).default([]),
+});
+
+const rfc3339 = z.string().refine((s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an RFC 3339 timestamp');
+
+export const ipGroupEntrySchema = z.strictObject({
+  ip: ipEntrySchema,
+  action: z.enum(IP_ENTRY_ACTIONS).optional(),
+  description: z.string().refine(byteLength(255), 'at most 255 bytes').optional(),
+  metadata: z.string().refine(byteLength(4096), 'at most 4096 bytes').optional(),
+  createdBy: z.string().max(256).optional(),
+  createdAt: rfc3339.optional(),
+  expiresAt: rfc3339.optional(),
+});
+
+export const ipGroupSchema = z.strictObject({
+  id: z.string().min(1).max(128).optional(),
+  name: nameSchema,
+  description: z.string().max(1024).optional(),
+  entries: z.array(ipGroupEntrySchema).default([]),
+});
+
+export const projectSchema = z.strictObject({
+  name: nameSchema,
+  description: z.string().max(1024).optional(),
+  apiProxies: z.array(apiProxySchema).default([]),
+  ipGroups: z.array(ipGroupSchema).default([]),
+});
+
+/** host:port, where host is an IPv4 address, a bracketed IPv6 address, or a name. */
+export const listenSchema = z.string().superRefine((s, ctx) => {
+  if (parseListen(s) === null) ctx.addIssue({ code: 'custom', message: `expected host:port (e.g. 0.0.0.0:8080 or [::]:8080), got ${JSON.stringify(s)}` });
+});
+
+export function parseListen(s: string): { host: string; port: number } | null {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(s);
+  if (m === null) return null;
+  const port = Number(m[2]);
+  if (port > 65535) return null;
+  const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!;
+  return { host, port };
+}
+
+const trustedProxySchema = z.string().superRefine((s, ctx) => {
+  try {
+    proxyaddr.compile(s);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const gatewayConfigSchema = z.strictObject({
+  listen: listenSchema.default('0.0.0.0:8080'),
+  environment: nameSchema.default('production'),
+  /** proxy-addr syntax: loopback, linklocal, uniquelocal, addresses and CIDRs. */
+  trustedProxies: z.array(trustedProxySchema).default(['loopback']),
+  limits: z
+    .strictObject({
+      requestBodyBytes: z.number().int().min(0).default(10 * 1024 * 1024),
+      bodyBufferBytes: z.number().int().min(1).default(1024 * 1024),
+    })
+    .prefault({}),
+  upstreamDefaults: z
+    .strictObject({
+      connectTimeoutMs: timeoutMs.default(5_000),
+      headersTimeoutMs: timeoutMs.default(30_000),
+      bodyTimeoutMs: timeoutMs.default(30_000),
+    })
+    .prefault({}),
+  scriptTimeoutMs: z.number().int().min(1).max(10_000).default(50),
+  log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
+  projects: z.array(projectSchema).default([]),
+});
+
+export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
+export type PolicyBindingInput = z.output<typeof policyBindingSchema>;

@@ -1,0 +1,238 @@
+/**
+ * One HTTP request through the gateway. HOT PATH.
+ *
+ * Flow: (route already matched) → optional bounded body buffering → REQUEST pipeline → forward
+ * with undici → RESPONSE pipeline → stream the answer back. A gateway-produced error (413, 502,
+ * 504) goes through the ERROR pipeline first, so a rejected client sees the 403 and never the
+ * error details. The Exchange holds the snapshot it started with, so a reload mid-request changes
+ * nothing for it.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable, pipeline } from 'node:stream';
+import type { Dispatcher, Pool } from 'undici';
+import type { CompiledPipeline, CompiledProxy } from '../policy/snapshot.js';
+import { evaluatePipeline, pipelineNeedsBody, type Rejection } from './decide.js';
+import { FAULTS, type FaultCode } from './faults.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { RequestContext } from './request-context.js';
+import type { DataPlaneShared } from './shared.js';
+import { classifyUpstreamError } from './upstream-errors.js';
+
+class BodyTooLarge extends Error {
+  constructor() {
+    super('request body exceeds the limit');
+  }
+}
+
+export class Exchange extends RequestContext {
+  private rejection: Rejection | null = null;
+  private done = false;
+
+  constructor(
+    shared: DataPlaneShared,
+    private readonly proxy: CompiledProxy,
+    private readonly pool: Pool,
+    req: IncomingMessage,
+    private readonly res: ServerResponse,
+    correlationId: string,
+    path: string,
+    relPath: string,
+    search: string,
+    private readonly startedAt: number,
+  ) {
+    super(shared, req, correlationId, path, relPath, search);
+  }
+
+  // ---- flow ------------------------------------------------------------------------------------
+
+  start(): void {
+    const req = this.req;
+    const limit = this.shared.limits.requestBodyBytes;
+    const cl = req.headers['content-length'];
+    if (cl !== undefined && Number(cl) > limit) {
+      // Refuse before reading; the connection is closed so the unread body cannot be misparsed.
+      this.res.shouldKeepAlive = false;
+      this.gatewayError('PAYLOAD_TOO_LARGE', `Request body of ${cl} bytes exceeds the limit of ${limit} bytes`);
+      return;
+    }
+    if (this.proxy.needsBody && this.hasBody() && this.someNeedsBody()) {
+      this.bufferBody();
+      return;
+    }
+    this.afterBody();
+  }
+
+  private someNeedsBody(): boolean {
+    const p = this.proxy;
+    return pipelineNeedsBody(p.request, this.methodBit, this.relPath) || pipelineNeedsBody(p.response, this.methodBit, this.relPath) || pipelineNeedsBody(p.error, this.methodBit, this.relPath);
+  }
+
+  private hasBody(): boolean {
+    const h = this.req.headers;
+    return (h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined;
+  }
+
+  /** Bounded buffering for BODY sources: past the limit the client gets 413 and nothing is forwarded. */
+  private bufferBody(): void {
+    const req = this.req;
+    const max = Math.min(this.shared.limits.bodyBufferBytes, this.shared.limits.requestBodyBytes);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        this.res.shouldKeepAlive = false;
+        this.gatewayError('PAYLOAD_TOO_LARGE', `Request body exceeds the buffering limit of ${max} bytes for body-based client IP resolution`);
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      this.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      this.afterBody();
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', () => this.abortClient());
+  }
+
+  private afterBody(): void {
+    const pipe = this.proxy.request;
+    if (pipe !== null) {
+      const r = evaluatePipeline(pipe, this);
+      if (r !== null) {
+        this.reject(r);
+        return;
+      }
+    }
+    this.forward();
+  }
+
+  private forward(): void {
+    const req = this.req;
+    const up = this.proxy.upstream;
+    let body: Dispatcher.DispatchOptions['body'] = null;
+    if (this.body !== null) body = this.body;
+    else if (this.hasBody()) body = req.headers['content-length'] === undefined ? Readable.from(limitStream(req, this.shared.limits.requestBodyBytes), { objectMode: false }) : req;
+    const ac = new AbortController();
+    this.res.once('close', () => {
+      if (!this.res.writableFinished) ac.abort();
+    });
+    this.pool
+      .request({
+        method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+        path: up.pathPrefix + this.relPathForUpstream() + this.search,
+        headers: upstreamRequestHeaders(req, {
+          peerAddress: req.socket.remoteAddress ?? '',
+          peerTrusted: this.peerTrusted,
+          encrypted: (req.socket as { encrypted?: boolean }).encrypted === true,
+          correlationId: this.correlationId,
+        }),
+        body,
+        signal: ac.signal,
+        headersTimeout: up.headersTimeoutMs,
+        bodyTimeout: up.bodyTimeoutMs,
+      })
+      .then(
+        (r) => this.onUpstream(r),
+        (err: unknown) => this.onUpstreamError(err),
+      );
+  }
+
+  /** The canonical path relative to the basePath; "/" for the basePath itself when the upstream has a prefix. */
+  private relPathForUpstream(): string {
+    return this.proxy.upstream.pathPrefix !== '' && this.relPath === '/' && !this.path.endsWith('/') ? '' : this.relPath;
+  }
+
+  private onUpstream(r: Dispatcher.ResponseData): void {
+    if (this.done || this.res.destroyed) {
+      r.body.destroy();
+      return;
+    }
+    const pipe = this.proxy.response;
+    if (pipe !== null) {
+      const rej = evaluatePipeline(pipe, this);
+      if (rej !== null) {
+        // The upstream answered, but this client may not see a byte of it.
+        r.body.destroy();
+        this.reject(rej);
+        return;
+      }
+    }
+    this.done = true;
+    const res = this.res;
+    res.writeHead(r.statusCode, clientResponseHeaders(r.headers, this.correlationId));
+    pipeline(r.body, res, (err) => {
+      if (err) res.destroy();
+    });
+    res.once('finish', () => this.finished(r.statusCode, 'allowed'));
+  }
+
+  private onUpstreamError(err: unknown): void {
+    if (this.done || this.res.destroyed) return;
+    if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
+      this.res.shouldKeepAlive = false;
+      this.gatewayError('PAYLOAD_TOO_LARGE', `Request body exceeds the limit of ${this.shared.limits.requestBodyBytes} bytes`);
+      return;
+    }
+    const kind = classifyUpstreamError(err);
+    if (kind === 'aborted') return;
+    this.shared.upstreamError(this.proxy, kind, err);
+    if (kind === 'timeout') this.gatewayError('UPSTREAM_TIMEOUT', `Upstream ${this.proxy.name} did not answer in time`);
+    else this.gatewayError('UPSTREAM_UNAVAILABLE', `Upstream ${this.proxy.name} is unavailable (${kind})`);
+  }
+
+  /** A gateway-produced error: the ERROR pipeline decides whether the client may see it. */
+  private gatewayError(code: FaultCode, text: string): void {
+    const pipe: CompiledPipeline | null = this.proxy.error;
+    if (pipe !== null) {
+      const rej = evaluatePipeline(pipe, this);
+      if (rej !== null) {
+        this.reject(rej);
+        return;
+      }
+    }
+    this.sendFault(code, FAULTS[code].status, text, 'error');
+  }
+
+  private reject(r: Rejection): void {
+    this.rejection = r;
+    this.sendFault(r.code, r.status, r.faultString, 'denied');
+  }
+
+  private sendFault(code: string, status: number, text: string, decision: string): void {
+    if (this.done) return;
+    this.done = true;
+    const res = this.res;
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    this.shared.writeFault(res, this.correlationId, code, status, text);
+    res.once('finish', () => this.finished(status, decision));
+  }
+
+  private abortClient(): void {
+    this.done = true;
+    this.res.destroy();
+  }
+
+  private finished(status: number, decision: string): void {
+    this.shared.finished(this, this.proxy, status, this.dryRuns !== null && decision === 'allowed' ? 'dry_run_denied' : decision, this.rejection, this.dryRuns, this.req, this.startedAt);
+  }
+}
+
+/** Streams a chunked request body, failing once it passes `limit` bytes. */
+async function* limitStream(req: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new BodyTooLarge();
+    yield chunk as Buffer;
+  }
+}
+
+export { BodyTooLarge };

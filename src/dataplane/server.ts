@@ -1,0 +1,283 @@
+/**
+ * The data plane: the traffic listener, the active snapshot, and everything an Exchange shares.
+ *
+ * The active snapshot and its upstream pools live in one object that is replaced in a single
+ * assignment by install(); every request reads it once at its start. The data plane never imports
+ * the control plane: it receives compiled snapshots and nothing else.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import type { Counter } from 'prom-client';
+import type { Pool } from 'undici';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { CompiledPolicy, CompiledProxy, Snapshot } from '../policy/snapshot.js';
+import { relativePath } from './route-table.js';
+import { canonicalizeTarget } from './canonical-path.js';
+import type { TrustFn } from './client-ip.js';
+import { PolicyResult, type Rejection } from './decide.js';
+import { Exchange } from './exchange.js';
+import { FAULTS, faultBody, type FaultCode } from './faults.js';
+import type { DataPlaneLimits, DataPlaneShared, ExchangeInfo } from './shared.js';
+import { UpstreamPools } from './upstream-pools.js';
+import type { UpstreamErrorKind } from './upstream-errors.js';
+import { handleUpgrade } from './websocket.js';
+
+export interface DataPlaneOptions {
+  readonly trust: TrustFn;
+  readonly limits: DataPlaneLimits;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly upstreamConnections?: number | undefined;
+}
+
+/** The snapshot and the pools bound to it: swapped together, in one assignment. */
+export interface Active {
+  readonly snapshot: Snapshot;
+  readonly pools: readonly Pool[];
+  /** Metric children per policy, bound once per install so the hot path never hashes labels. */
+  readonly policyCounters: ReadonlyMap<CompiledPolicy, readonly Counter.Internal[]>;
+}
+
+export interface RoutedRequest {
+  readonly proxy: CompiledProxy;
+  readonly path: string;
+  readonly relPath: string;
+  readonly search: string;
+}
+
+export class RouteFailure {
+  constructor(
+    readonly code: FaultCode,
+    readonly text: string,
+  ) {}
+}
+
+const RESULT_LABELS = ['pass', 'reject', 'dry_run_reject', 'unresolved'] as const;
+
+export class DataPlane implements DataPlaneShared {
+  readonly trust: TrustFn;
+  readonly limits: DataPlaneLimits;
+  readonly server: Server;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private readonly pools: UpstreamPools;
+  private active: Active | null = null;
+
+  constructor(opts: DataPlaneOptions) {
+    this.trust = opts.trust;
+    this.limits = opts.limits;
+    this.log = opts.log;
+    this.metrics = opts.metrics;
+    this.pools = new UpstreamPools({ connections: opts.upstreamConnections ?? 256, keepAliveTimeoutMs: 4_000 });
+    this.server = createServer({ requireHostHeader: true }, (req, res) => this.handle(req, res));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket as Socket, head));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      // Node's own parser rejected the request (bad header, oversized head): answer in our envelope.
+      if (!socket.writable || err.code === 'ECONNRESET') {
+        socket.destroy();
+        return;
+      }
+      const id = randomUUID();
+      const body = faultBody(id, 'BAD_REQUEST_TARGET', `Malformed HTTP request (${err.code ?? 'parse error'})`, 400);
+      socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-correlation-id: ${id}\r\nconnection: close\r\n\r\n${body}`);
+    });
+  }
+
+  /** Swap in a new snapshot. Requests already running keep the one they started with. */
+  install(snapshot: Snapshot): void {
+    const counters = new Map<CompiledPolicy, Counter.Internal[]>();
+    for (const proxy of snapshot.proxies) {
+      for (const pipe of [proxy.request, proxy.response, proxy.error]) {
+        if (pipe === null) continue;
+        for (const p of [...pipe.proxyWide, ...pipe.endpoint]) {
+          counters.set(
+            p,
+            RESULT_LABELS.map((result) => this.metrics.policyDecisions.labels({ project: p.projectName, proxy: p.proxyName, policy: p.name, result })),
+          );
+        }
+      }
+    }
+    this.active = { snapshot, pools: this.pools.bind(snapshot), policyCounters: counters };
+  }
+
+  get snapshot(): Snapshot | null {
+    return this.active?.snapshot ?? null;
+  }
+
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+    await this.pools.close();
+  }
+
+  // ---- per request -----------------------------------------------------------------------------
+
+  /** HOT PATH. */
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const startedAt = performance.now();
+    const correlationId = randomUUID();
+    const active = this.active;
+    if (active === null) {
+      // Not ready: no snapshot means no policy, and no policy must never mean allow-all.
+      this.writeFault(res, correlationId, 'INTERNAL_ERROR', 503, 'Gateway has no policy snapshot loaded');
+      return;
+    }
+    const route = this.route(req, active);
+    if (route instanceof RouteFailure) {
+      const status = FAULTS[route.code].status;
+      this.writeFault(res, correlationId, route.code, status, route.text);
+      this.metrics.requests.inc({ proxy: '', decision: 'error', status_class: `${String(status)[0]}xx` });
+      return;
+    }
+    const proxy = route.proxy;
+    new Exchange(this, proxy, active.pools[proxy.index]!, req, res, correlationId, route.path, route.relPath, route.search, startedAt).start();
+  }
+
+  /** Canonicalise the target and find its API proxy. */
+  route(req: IncomingMessage, active: Active): RoutedRequest | RouteFailure {
+    const t = canonicalizeTarget(req.url ?? '');
+    if (!t.ok) return new RouteFailure('BAD_REQUEST_TARGET', `Rejected request target: ${t.reason}`);
+    const host = req.headers.host;
+    if (t.authority !== null && !sameAuthority(t.authority, host)) {
+      return new RouteFailure('HOST_MISMATCH', `Request target authority ${t.authority} does not match Host ${host ?? '(none)'}`);
+    }
+    const r = active.snapshot.routes.match(host, t.path);
+    if (r === null) return new RouteFailure('NO_ROUTE', `No API proxy matches ${t.path}`);
+    return { proxy: r.value, path: t.path, relPath: relativePath(r, t.path), search: t.search };
+  }
+
+  private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const active = this.active;
+    const correlationId = randomUUID();
+    if (active === null) {
+      this.writeRawFault(socket, correlationId, 'INTERNAL_ERROR', 503, 'Gateway has no policy snapshot loaded');
+      return;
+    }
+    const route = this.route(req, active);
+    if (route instanceof RouteFailure) {
+      this.writeRawFault(socket, correlationId, route.code, FAULTS[route.code].status, route.text);
+      return;
+    }
+    handleUpgrade(this, route, active.pools[route.proxy.index]!, req, socket, head, correlationId);
+  }
+
+  // ---- DataPlaneShared -------------------------------------------------------------------------
+
+  countPolicy(p: CompiledPolicy, result: PolicyResult): void {
+    this.active?.policyCounters.get(p)?.[result]?.inc();
+  }
+
+  upstreamError(proxy: CompiledProxy, kind: UpstreamErrorKind, err: unknown): void {
+    this.metrics.upstreamErrors.inc({ proxy: proxy.name, kind });
+    const e = err as { code?: string; message?: string };
+    this.log.warn({ event: 'upstream_error', proxy: proxy.name, upstream: proxy.upstream.origin, kind, code: e.code, err: e.message }, 'upstream request failed');
+  }
+
+  writeFault(res: ServerResponse, correlationId: string, code: string, status: number, text: string): void {
+    const body = faultBody(correlationId, code, text, status);
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+      'x-correlation-id': correlationId,
+    });
+    res.end(body);
+  }
+
+  writeRawFault(socket: Socket, correlationId: string, code: string, status: number, text: string): void {
+    const body = faultBody(correlationId, code, text, status);
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    socket.end(
+      `HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `cache-control: no-store\r\nx-correlation-id: ${correlationId}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+
+  finished(
+    ex: ExchangeInfo,
+    proxy: CompiledProxy,
+    status: number,
+    decision: string,
+    rejection: Rejection | null,
+    dryRuns: readonly Rejection[] | null,
+    req: IncomingMessage,
+    startedAt: number,
+  ): void {
+    const seconds = (performance.now() - startedAt) / 1000;
+    this.metrics.requests.inc({ proxy: proxy.name, decision, status_class: `${String(status)[0]}xx` });
+    this.metrics.requestDuration.observe({ proxy: proxy.name }, seconds);
+    if (rejection !== null || dryRuns !== null) {
+      const decided = rejection ?? dryRuns![0]!;
+      this.log.info(
+        {
+          event: 'access',
+          correlationId: ex.correlationId,
+          method: req.method,
+          path: ex.path,
+          project: proxy.projectName,
+          proxy: proxy.name,
+          status,
+          durationMs: Math.round(seconds * 1e6) / 1e3,
+          clientIp: decided.ip.family === 0 ? null : decided.ip.display(),
+          ipSource: decided.ip.label,
+          policy: decided.policy.name,
+          matchedEntry: decided.entry,
+          decision: rejection !== null ? 'denied' : 'dry_run_denied',
+          faultCode: decided.code,
+          dryRun: rejection === null,
+        },
+        rejection !== null ? 'request denied' : 'request would have been denied (dry run)',
+      );
+    }
+  }
+}
+
+function stripDefaultPort(a: string): string {
+  return a.endsWith(':80') || a.endsWith(':443') ? a.slice(0, a.lastIndexOf(':')) : a;
+}
+
+function sameAuthority(authority: string, host: string | undefined): boolean {
+  if (host === undefined) return false;
+  return stripDefaultPort(authority) === stripDefaultPort(host.toLowerCase());
+}
+
+function statusText(status: number): string {
+  switch (status) {
+    case 400:
+      return 'Bad Request';
+    case 403:
+      return 'Forbidden';
+    case 404:
+      return 'Not Found';
+    case 413:
+      return 'Payload Too Large';
+    case 502:
+      return 'Bad Gateway';
+    case 503:
+      return 'Service Unavailable';
+    case 504:
+      return 'Gateway Timeout';
+    default:
+      return 'Error';
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * What an Exchange needs from the data plane that owns it. Kept as an interface so the per-request
+ * code does not depend on how listeners, logging and metrics are wired.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CompiledPolicy, CompiledProxy } from '../policy/snapshot.js';
+import type { TrustFn } from './client-ip.js';
+import type { PolicyResult, Rejection } from './decide.js';
+import type { UpstreamErrorKind } from './upstream-errors.js';
+
+export interface DataPlaneLimits {
+  /** Largest request body forwarded (413 past it). */
+  readonly requestBodyBytes: number;
+  /** Largest body buffered for BODY client-IP sources (413 past it). */
+  readonly bodyBufferBytes: number;
+}
+
+export interface ExchangeInfo {
+  readonly correlationId: string;
+  readonly path: string;
+  readonly relPath: string;
+}
+
+export interface DataPlaneShared {
+  readonly trust: TrustFn;
+  readonly limits: DataPlaneLimits;
+  countPolicy(p: CompiledPolicy, result: PolicyResult): void;
+  upstreamError(proxy: CompiledProxy, kind: UpstreamErrorKind, err: unknown): void;
+  writeFault(res: ServerResponse, correlationId: string, code: string, status: number, text: string): void;
+  finished(
+    ex: ExchangeInfo,
+    proxy: CompiledProxy,
+    status: number,
+    decision: string,
+    rejection: Rejection | null,
+    dryRuns: readonly Rejection[] | null,
+    req: IncomingMessage,
+    startedAt: number,
+  ): void;
+}
