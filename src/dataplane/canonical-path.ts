@@ -60,6 +60,9 @@ const R_CTL = rejection('control character in path');
 const R_SPACE = rejection('raw space in path');
 const R_NON_ASCII = rejection('non-ASCII character in path');
 const R_PCT = rejection('malformed percent-encoding in path');
+// Servlet containers (Tomcat, Jetty, Spring) strip ";params" from segments and treat "..;" as "..",
+// so "/admin;x" or "/a/..;/admin" would be checked here as one path and served there as another.
+const R_SEMICOLON = rejection('path parameters (";") are not accepted');
 
 // Character codes.
 const NUL = 0x00;
@@ -117,6 +120,7 @@ const SCAN_REJECTIONS: readonly Rejected[] = [
   R_SPACE, // 9
   R_NON_ASCII, // 10
   R_PCT, // 11
+  R_SEMICOLON, // 12
 ];
 const E_FRAGMENT = 2;
 const E_ENC_SLASH = 3;
@@ -128,6 +132,7 @@ const E_CTL = 8;
 const E_SPACE = 9;
 const E_NON_ASCII = 10;
 const E_PCT = 11;
+const E_SEMICOLON = 12;
 
 /**
  * HOT PATH. Validate s[start, end) (which starts with "/") and say whether canonicalisation would
@@ -170,6 +175,8 @@ function scanPath(s: string, start: number, end: number): number {
       return E_BACKSLASH;
     } else if (c === HASH) {
       return E_FRAGMENT;
+    } else if (c === 0x3b /* ; */) {
+      return E_SEMICOLON;
     }
   }
   // The last segment: a final "." or ".." is a dot segment too.

@@ -61,7 +61,7 @@ describe('canonicalizeTarget: already-canonical paths pass through unchanged', (
     '/a%20b',
     '/a%C3%A9',
     '/%25',
-    '/a;b=c,d',
+    '/a,b=c,d',
     "/a:b@c!$&'()*+=",
     '/~user/-_.~',
     '/.a',
@@ -326,7 +326,7 @@ describe('canonicalizeTarget: properties', () => {
 
   it('random printable targets agree with the oracle and are fixed points', () => {
     const next = rng(42);
-    const parts = ['/', '.', '..', 'a', 'B', '%2e', '%7e', '%7E', '%25', '%c3', '%3f', ';', ':', '~', '-', '//', '/./', '/../'];
+    const parts = ['/', '.', '..', 'a', 'B', '%2e', '%7e', '%7E', '%25', '%c3', '%3f', '%3B', ':', '~', '-', '//', '/./', '/../'];
     for (let n = 0; n < 20000; n++) {
       let s = '/';
       const k = 1 + Math.floor(next() * 10);
@@ -337,5 +337,50 @@ describe('canonicalizeTarget: properties', () => {
       expect(r.path, s).toBe(oracle(s));
       expect(okPath(r.path)).toBe(r.path);
     }
+  });
+});
+
+describe('canonicalizeTarget: fast path', () => {
+  it('an already-canonical origin-form path is returned without slicing, decoding or regex', () => {
+    const saved = {
+      slice: String.prototype.slice,
+      substring: String.prototype.substring,
+      toLowerCase: String.prototype.toLowerCase,
+      fromCharCode: String.fromCharCode,
+      exec: RegExp.prototype.exec,
+    };
+    const boom = () => {
+      throw new Error('forbidden on the fast path');
+    };
+    const results: unknown[] = [];
+    try {
+      String.prototype.slice = boom as never;
+      String.prototype.substring = boom as never;
+      String.prototype.toLowerCase = boom as never;
+      String.fromCharCode = boom as never;
+      RegExp.prototype.exec = boom as never;
+      for (const p of ['/', '/a/b/', '/echo/x%20y/%C3%A9', '/a,b/..c']) results.push(canonicalizeTarget(p));
+    } finally {
+      String.prototype.slice = saved.slice;
+      String.prototype.substring = saved.substring;
+      String.prototype.toLowerCase = saved.toLowerCase;
+      String.fromCharCode = saved.fromCharCode;
+      RegExp.prototype.exec = saved.exec;
+    }
+    expect(results.map((r) => (r as { path: string }).path)).toEqual(['/', '/a/b/', '/echo/x%20y/%C3%A9', '/a,b/..c']);
+  });
+});
+
+describe('path parameters (regression: servlet containers strip ";..." and treat "..;" as "..")', () => {
+  it.each(['/admin;x', '/a/..;/admin', '/a/.;/b', '/a;jsessionid=1/b'])('rejects %j', (t) => {
+    const r = canonicalizeTarget(t);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toBe('path parameters (";") are not accepted');
+  });
+  it('keeps an encoded semicolon, which servlet containers treat as a literal character', () => {
+    expect(canonicalizeTarget('/a%3bb')).toEqual({ ok: true, path: '/a%3Bb', search: '', authority: null });
+  });
+  it('allows ";" in the query', () => {
+    expect(canonicalizeTarget('/a?x=1;y=2')).toEqual({ ok: true, path: '/a', search: '?x=1;y=2', authority: null });
   });
 });

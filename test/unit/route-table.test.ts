@@ -100,6 +100,7 @@ describe('RouteTable: hosts', () => {
     ['A.TENANT.EXAMPLE.COM', '/api', 'api-tenant'],
     ['tenant.example.com', '/api', 'api-any'],
     ['xtenant.example.com', '/api', 'api-any'],
+    ['.tenant.example.com', '/api', 'api-any'], // an empty first label is not "one or more labels"
     // IP literals
     ['[::1]', '/api', 'api-ip'],
     ['[::1]:8080', '/api', 'api-ip'],
@@ -213,13 +214,14 @@ describe('RouteTable: construction errors', () => {
     '/a\\b',
     '/caf\u00e9',
     '/a%',
+    '/a;b', // path parameters are rejected on requests, so such a basePath could never match
   ])('invalid basePath %j is a TypeError naming it', (basePath) => {
     const make = () => new RouteTable([{ basePath, hosts: [], value: 1 }]);
     expect(make).toThrow(TypeError);
     expect(make).toThrow(JSON.stringify(basePath));
   });
 
-  it.each(['/', '/a', '/a/b', '/a.b', '/~x', '/a;b', '/a%20b', '/a%C3%A9', '/..a', '/v1.0'])('valid basePath %j', (basePath) => {
+  it.each(['/', '/a', '/a/b', '/a.b', '/~x', '/a%20b', '/a%C3%A9', '/..a', '/v1.0'])('valid basePath %j', (basePath) => {
     const t = new RouteTable([{ basePath, hosts: [], value: 1 }]);
     expect(t.match(undefined, basePath)?.basePath).toBe(basePath);
   });
@@ -366,5 +368,45 @@ describe('RouteTable: agrees with a naive reference on random tables', () => {
     }
     expect(lookups).toBeGreaterThan(4000);
     expect(nonNull).toBeGreaterThan(1000);
+  });
+});
+
+describe('RouteTable: match() does only lookups', () => {
+  it('never slices, splits, lowercases or uses regex for a lowercase port-less Host', () => {
+    const t = table([
+      ['/', [], 'root'],
+      ['/api', ['api.example.com'], 'api-host'],
+      ['/api', [], 'api'],
+      ['/api/v1', ['*.example.com'], 'v1'],
+    ]);
+    const saved = {
+      slice: String.prototype.slice,
+      substring: String.prototype.substring,
+      split: String.prototype.split,
+      toLowerCase: String.prototype.toLowerCase,
+      exec: RegExp.prototype.exec,
+    };
+    const boom = () => {
+      throw new Error('forbidden on the hot path');
+    };
+    const got: (string | null)[] = [];
+    try {
+      String.prototype.slice = boom as never;
+      String.prototype.substring = boom as never;
+      String.prototype.split = boom as never;
+      String.prototype.toLowerCase = boom as never;
+      RegExp.prototype.exec = boom as never;
+      got.push(valueOf(t, 'api.example.com', '/api/x'));
+      got.push(valueOf(t, 'a.example.com', '/api/v1/y/'));
+      got.push(valueOf(t, undefined, '/api/v1/y'));
+      got.push(valueOf(t, 'other.org', '/zzz/api'));
+    } finally {
+      String.prototype.slice = saved.slice;
+      String.prototype.substring = saved.substring;
+      String.prototype.split = saved.split;
+      String.prototype.toLowerCase = saved.toLowerCase;
+      RegExp.prototype.exec = saved.exec;
+    }
+    expect(got).toEqual(['api-host', 'v1', 'api', 'root']);
   });
 });

@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfigText } from '../../src/config/load.js';
+
+function issuesOf(text: string, env: Record<string, string> = {}): string[] {
+  try {
+    parseConfigText(text, 't.yaml', env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`);
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const proxyYaml = (policyYaml: string) => `
+projects:
+  - name: p
+    apiProxies:
+      - name: a
+        basePath: /a
+        upstream: { url: "http://127.0.0.1:1" }
+        policies:
+${policyYaml}
+`;
+
+describe('config loading', () => {
+  it('loads the shipped sample config with defaults filled in', () => {
+    const c = parseConfigText(readFileSync('config/gateway.yaml', 'utf8'), 'config/gateway.yaml');
+    expect(c.listen).toBe('0.0.0.0:8080');
+    expect(c.environment).toBe('production');
+    expect(c.trustedProxies).toEqual(['loopback']);
+    expect(c.limits).toEqual({ requestBodyBytes: 10 * 1024 * 1024, bodyBufferBytes: 1024 * 1024 });
+    expect(c.projects[0]!.apiProxies[0]!.policies[0]!.policy.ipList).toContain('127.0.0.0/8');
+  });
+
+  it('names the key path and the bad value', () => {
+    const issues = issuesOf('listen: "nonsense"\nlimits: { requestBodyBytes: -5 }\n');
+    expect(issues).toContainEqual(expect.stringMatching(/^listen: expected host:port .*"nonsense"/));
+    expect(issues).toContainEqual(expect.stringMatching(/^limits\.requestBodyBytes: .*-5/));
+  });
+
+  it('rejects unknown keys, so a typo cannot silently drop a list', () => {
+    const issues = issuesOf(proxyYaml(`          - operationMetadata: { targetScope: ALL, targetPipeline: REQUEST }
+            policy: { type: policy-white-ip, name: w, ipLsit: [10.0.0.0/8], ipList: [10.0.0.0/8] }`));
+    expect(issues).toContainEqual(expect.stringMatching(/^projects\[0\]\.apiProxies\[0\]\.policies\[0\]\.policy: Unrecognized key: "ipLsit"/));
+  });
+
+  it('reports a CIDR with host bits set at its exact index, naming the network meant', () => {
+    const issues = issuesOf(proxyYaml(`          - operationMetadata: { targetScope: ALL, targetPipeline: REQUEST }
+            policy: { type: policy-white-ip, name: w, ipList: [192.0.2.1, 10.0.0.1/8] }`));
+    expect(issues).toContainEqual(
+      expect.stringMatching(/^projects\[0\]\.apiProxies\[0\]\.policies\[0\]\.policy\.ipList\[1\]: 10\.0\.0\.1\/8: host bits set, did you mean 10\.0\.0\.0\/8\?/),
+    );
+  });
+
+  it('requires targetEndpoint and method for ENDPOINT scope, and at least one entry', () => {
+    const issues = issuesOf(proxyYaml(`          - operationMetadata: { targetScope: ENDPOINT, targetPipeline: REQUEST }
+            policy: { type: policy-white-ip, name: w, ipList: [] }`));
+    const base = 'projects[0].apiProxies[0].policies[0]';
+    expect(issues).toContainEqual(expect.stringContaining(`${base}.operationMetadata.targetEndpoint: required when targetScope is ENDPOINT`));
+    expect(issues).toContainEqual(expect.stringContaining(`${base}.operationMetadata.targetEndpointHTTPMethod: required when targetScope is ENDPOINT`));
+    expect(issues).toContainEqual(expect.stringContaining(`${base}.policy.ipList: must contain at least one entry`));
+  });
+
+  it('rejects an unknown enum value, order below 1, and a SCRIPT that does not compile', () => {
+    const issues = issuesOf(proxyYaml(`          - operationMetadata: { targetScope: ALL, targetPipeline: BEFORE, order: 0 }
+            policy:
+              type: policy-white-ip
+              name: w
+              ipList: [10.0.0.0/8]
+              targetVariableForIP: { type: SCRIPT, script: "headers[" }`));
+    expect(issues).toContainEqual(expect.stringMatching(/operationMetadata\.targetPipeline: .*"BEFORE"/));
+    expect(issues).toContainEqual(expect.stringMatching(/operationMetadata\.order: order is 1-based/));
+    expect(issues).toContainEqual(expect.stringMatching(/policy\.targetVariableForIP\.script: does not compile/));
+  });
+
+  it('requires the field each targetVariableForIP type reads', () => {
+    const issues = issuesOf(proxyYaml(`          - operationMetadata: { targetScope: ALL, targetPipeline: REQUEST }
+            policy: { type: policy-black-ip, name: b, ipList: [10.0.0.0/8], targetVariableForIP: { type: HEADER } }`));
+    expect(issues).toContainEqual(expect.stringContaining('policy.targetVariableForIP.headerName: required when type is HEADER'));
+  });
+
+  it('rejects duplicate YAML keys instead of keeping the last one', () => {
+    const issues = issuesOf('listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\n');
+    expect(issues.join('\n')).toMatch(/unique|duplicate/i);
+  });
+
+  it('applies environment overrides, and names the variable when one is bad', () => {
+    const c = parseConfigText('listen: 127.0.0.1:1\n', 't.yaml', {
+      IPGATE_LISTEN: '127.0.0.1:9999',
+      IPGATE_ENVIRONMENT: 'staging',
+      IPGATE_TRUSTED_PROXIES: 'loopback, 10.0.0.0/8 ,',
+      IPGATE_LOG_LEVEL: 'warn',
+    });
+    expect(c.listen).toBe('127.0.0.1:9999');
+    expect(c.environment).toBe('staging');
+    expect(c.trustedProxies).toEqual(['loopback', '10.0.0.0/8']);
+    expect(c.log.level).toBe('warn');
+    expect(issuesOf('{}', { IPGATE_LISTEN: 'nope' })).toContainEqual(expect.stringMatching(/^listen: .*\[set by IPGATE_LISTEN\]/));
+    expect(issuesOf('{}', { IPGATE_TRUSTED_PROXIES: 'loopback,not-a-cidr' })).toContainEqual(expect.stringMatching(/^trustedProxies\[1\]: .*\[set by IPGATE_TRUSTED_PROXIES\]/));
+  });
+});
