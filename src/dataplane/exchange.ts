@@ -139,7 +139,11 @@ export class Exchange extends RequestContext {
       .then(
         (r) => this.onUpstream(r),
         (err: unknown) => this.onUpstreamError(err),
-      );
+      )
+      .catch((err: unknown) => {
+        this.done = true;
+        this.shared.internalError(this.res, this.correlationId, err);
+      });
   }
 
   /** The canonical path relative to the basePath; "/" for the basePath itself when the upstream has a prefix. */
@@ -149,7 +153,7 @@ export class Exchange extends RequestContext {
 
   private onUpstream(r: Dispatcher.ResponseData): void {
     if (this.done || this.res.destroyed) {
-      r.body.destroy();
+      discardBody(r.body);
       return;
     }
     const pipe = this.proxy.response;
@@ -157,7 +161,7 @@ export class Exchange extends RequestContext {
       const rej = evaluatePipeline(pipe, this);
       if (rej !== null) {
         // The upstream answered, but this client may not see a byte of it.
-        r.body.destroy();
+        discardBody(r.body);
         this.reject(rej);
         return;
       }
@@ -223,6 +227,17 @@ export class Exchange extends RequestContext {
   private finished(status: number, decision: string): void {
     this.shared.finished(this, this.proxy, status, this.dryRuns !== null && decision === 'allowed' ? 'dry_run_denied' : decision, this.rejection, this.dryRuns, this.req, this.startedAt);
   }
+}
+
+/**
+ * Drop an upstream response body we will not forward. undici's BodyReadable emits an 'error'
+ * (RequestAbortedError) when destroyed before its end; with no listener that is an uncaught
+ * exception that kills the gateway process (found by test/integration/pipelines.test.ts: a client
+ * denied by a RESPONSE-pipeline policy crashed the process). The listener makes it a no-op.
+ */
+function discardBody(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => undefined);
+  body.destroy();
 }
 
 /** Streams a chunked request body, failing once it passes `limit` bytes. */

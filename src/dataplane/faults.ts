@@ -14,6 +14,7 @@ export const FAULTS = {
   UPSTREAM_UNAVAILABLE: { status: 502, text: 'Upstream refused or reset the connection' },
   UPSTREAM_TIMEOUT: { status: 504, text: 'Upstream did not answer in time' },
   INTERNAL_ERROR: { status: 500, text: 'Internal gateway error' },
+  NOT_READY: { status: 503, text: 'No policy snapshot is loaded yet' },
 } as const satisfies Record<string, { status: number; text: string }>;
 
 export type FaultCode = keyof typeof FAULTS;

@@ -136,18 +136,29 @@ export class DataPlane implements DataPlaneShared {
     const active = this.active;
     if (active === null) {
       // Not ready: no snapshot means no policy, and no policy must never mean allow-all.
-      this.writeFault(res, correlationId, 'INTERNAL_ERROR', 503, 'Gateway has no policy snapshot loaded');
+      this.writeFault(res, correlationId, 'NOT_READY', 503, 'Gateway has no policy snapshot loaded');
       return;
     }
-    const route = this.route(req, active);
-    if (route instanceof RouteFailure) {
-      const status = FAULTS[route.code].status;
-      this.writeFault(res, correlationId, route.code, status, route.text);
-      this.metrics.requests.inc({ proxy: '', decision: 'error', status_class: `${String(status)[0]}xx` });
-      return;
+    try {
+      const route = this.route(req, active);
+      if (route instanceof RouteFailure) {
+        const status = FAULTS[route.code].status;
+        this.writeFault(res, correlationId, route.code, status, route.text);
+        this.metrics.requests.inc({ proxy: '', decision: 'error', status_class: `${String(status)[0]}xx` });
+        return;
+      }
+      const proxy = route.proxy;
+      new Exchange(this, proxy, active.pools[proxy.index]!, req, res, correlationId, route.path, route.relPath, route.search, startedAt).start();
+    } catch (err) {
+      this.internalError(res, correlationId, err);
     }
-    const proxy = route.proxy;
-    new Exchange(this, proxy, active.pools[proxy.index]!, req, res, correlationId, route.path, route.relPath, route.search, startedAt).start();
+  }
+
+  /** A bug must cost one request a 500, never the process and every other request with it. */
+  internalError(res: ServerResponse, correlationId: string, err: unknown): void {
+    this.log.error({ event: 'internal_error', correlationId, err: (err as Error)?.stack ?? String(err) }, 'unexpected error while handling a request');
+    if (res.headersSent || res.destroyed) res.destroy();
+    else this.writeFault(res, correlationId, 'INTERNAL_ERROR', 500, 'Internal gateway error');
   }
 
   /** Canonicalise the target and find its API proxy. */
@@ -167,7 +178,7 @@ export class DataPlane implements DataPlaneShared {
     const active = this.active;
     const correlationId = randomUUID();
     if (active === null) {
-      this.writeRawFault(socket, correlationId, 'INTERNAL_ERROR', 503, 'Gateway has no policy snapshot loaded');
+      this.writeRawFault(socket, correlationId, 'NOT_READY', 503, 'Gateway has no policy snapshot loaded');
       return;
     }
     const route = this.route(req, active);

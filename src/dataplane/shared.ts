@@ -26,6 +26,8 @@ export interface DataPlaneShared {
   readonly limits: DataPlaneLimits;
   countPolicy(p: CompiledPolicy, result: PolicyResult): void;
   upstreamError(proxy: CompiledProxy, kind: UpstreamErrorKind, err: unknown): void;
+  /** Log an unexpected error and answer 500 (or drop the connection if the answer has started). */
+  internalError(res: ServerResponse, correlationId: string, err: unknown): void;
   writeFault(res: ServerResponse, correlationId: string, code: string, status: number, text: string): void;
   finished(
     ex: ExchangeInfo,

@@ -3,39 +3,47 @@
  *
  * WHAT IT ANSWERS. For an address, the entryId of the longest allow-prefix containing it and the
  * entryId of the longest deny-prefix containing it (NO_ENTRY when none; on a duplicate prefix the
- * smallest entryId). Both answers are precomputed per "leaf": lookup returns a leaf id and the
- * caller reads allowEntry[leaf] / denyEntry[leaf]. Identical (allow, deny) pairs share one leaf id;
- * leaf 0 is always (NO_ENTRY, NO_ENTRY).
+ * smallest entryId). Both answers are resolved at compile time into a "leaf": lookup returns a
+ * leaf id and the caller reads allowEntry[leaf] / denyEntry[leaf]. Identical (allow, deny) pairs
+ * share one leaf id; leaf 0 is always (NO_ENTRY, NO_ENTRY).
  *
- * STRUCTURE (per family; IPv4 and IPv6 have separate roots in the same IpTrie). A leaf-pushed,
- * popcount-compressed multibit trie in the style of Poptrie (Asai & Ohara, SIGCOMM 2015):
+ * STRUCTURE (per family; IPv4 and IPv6 have separate roots in one IpTrie). A leaf-pushed,
+ * popcount-compressed multibit trie in the style of Poptrie (Asai & Ohara, SIGCOMM 2015), with
+ * small sorted "buckets" replacing sparse subtrees:
  *
- *  - Level 0 is a direct-indexed array `dir` over the top D bits (D = 7, 12 or 17, chosen from the
- *    list size so that small lists stay small). An entry >= 0 is a node index; < 0 is ~leafId.
- *  - Below it, every node has stride 5 (32 children), except that for IPv6 a node never straddles a
- *    32-bit word (the last node of words 1-3 has stride 2), so each step reads exactly one word.
- *    A node is four int32s in one Int32Array: [childBitmap, leafRunBitmap, leafBase, childBase].
- *    Child c is an internal node iff bit c of childBitmap is set; internal children are stored
- *    contiguously from childBase, so child c is node childBase + popcount(childBitmap & bits 0..c) - 1.
- *    Otherwise child c is a leaf: leaves are run-length compressed, bit c of leafRunBitmap is set
- *    where a new run of equal leaves starts, and the leaf is leaves[leafBase + popcount(leafRunBitmap
- *    & bits 0..c) - 1].
- *  - Leaf-pushing: the two longest-prefix matches are resolved at compile time into a flat list of
- *    disjoint address intervals, each carrying its (allow, deny) pair, so a lookup never backtracks
- *    and never compares prefixes: it walks at most ceil(bits/5)+3 nodes and stops at the first leaf.
+ *  - Leaf pushing. Compilation turns the prefix list into the disjoint address intervals on which
+ *    the (longest allow, longest deny) answer is constant, so a lookup never backtracks and never
+ *    compares prefix lengths: it walks down and stops at the first leaf.
+ *  - Level 0 is a direct-indexed Int32Array `dir` over the top D bits; D (7..20) grows with the
+ *    number of intervals so that small lists stay small and big ones skip the densest levels.
+ *  - Every other object lives in one Int32Array `mem` per family, referenced by a tagged int32
+ *    "entry": e < 0 is a leaf (~e is the leaf id); an even e is a node at mem[e >>> 1]; an odd e is a
+ *    bucket at mem[e >>> 1]. dir holds entries.
+ *  - A node has stride 5 (32 children; for IPv6 a node never straddles a 32-bit word, so the last
+ *    one in a word has stride 2 and each step reads exactly one word). Layout: [runBitmap, e0, e1, ...].
+ *    Children are run-length compressed: bit c of runBitmap is set where a new run of equal
+ *    children starts (an internal child is always a run of its own), and child c's entry is
+ *    mem[node + popcount(runBitmap & bits 0..c)]. So the bitmap and the entries share cache lines,
+ *    one word of bitmap suffices (32-bit popcount by bit tricks), and memory is proportional to the
+ *    number of distinct runs, not to 32 slots per node.
+ *  - A block with at most BUCKET_MAX interval boundaries inside becomes a bucket instead of a node:
+ *    [count, leafAtBlockStart, (key, leaf) * count] with the keys sorted (for IPv6 a key is the
+ *    words from the block's current word on). A short linear scan finds the last key <= address.
+ *    Without buckets a lone /32 or /128 in an otherwise empty block costs a chain of one node per
+ *    5 bits (a 1M-entry random IPv6 list needed 12M nodes and 250 MB); with them it is one small
+ *    object, and a lookup in a big random list is typically dir -> bucket (or dir -> node -> leaf).
  *
- * WHY. Lookups are O(address bits), independent of list size, with no allocation, no BigInt and no
- * per-node JS objects (everything is Int32Array, so a 1M-entry list is a handful of flat buffers the
- * GC never has to trace). Stride 5 keeps both bitmaps in one 32-bit word, so popcount is a few
- * integer ops; run compression plus the child bitmap keep memory proportional to the number of
- * distinct intervals rather than to 2^stride per node. The direct first level removes the top,
- * densest levels of the walk.
+ * WHY. Lookups are O(address bits) whatever the list size (at most one node per 2-5 bits plus one
+ * bucket scan of <= BUCKET_MAX keys), allocate nothing, use no BigInt, and touch few cache lines:
+ * for large lists the cost is dominated by memory latency, so the design minimises dependent memory
+ * reads (node bitmap and child entry adjacent, leaves inline, buckets instead of chains). All state
+ * is a few flat Int32Arrays: no JS object per node, nothing for the GC to trace, cheap to drop.
  *
  * BUILD. No per-bit object trie is ever made: prefixes live in typed arrays, are radix-sorted by
  * (address, length), swept once with a stack of enclosing prefixes to produce the leaf-pushed
  * intervals (adjacent equal intervals merged), and the trie is then built top-down by recursing over
- * sorted interval ranges: a child block becomes a leaf when no interval boundary falls strictly
- * inside it, and an internal node otherwise. Cost is O(n log-ish + intervals × depth).
+ * the sorted interval ranges: a child block whose interval range has no boundary strictly inside is
+ * a leaf, one with at most BUCKET_MAX is a bucket, anything else a node. Cost O(n + intervals x depth).
  */
 
 import type { CidrPrefix } from './ip-entry.js';
@@ -43,6 +51,8 @@ import type { CidrPrefix } from './ip-entry.js';
 export const NO_ENTRY = -1;
 
 const STRIDE = 5;
+/** Most interval boundaries a bucket may hold (its linear scan length). */
+const BUCKET_MAX = 8;
 
 /** 32-bit popcount with bit tricks (no allocation, inlined by V8). */
 function popcnt(x: number): number {
@@ -52,11 +62,10 @@ function popcnt(x: number): number {
   return Math.imul(x, 0x01010101) >>> 24;
 }
 
-/** Direct-level width from the number of interval boundaries (all give stride-5 alignment below). */
-function directBits(boundaries: number): number {
-  if (boundaries < 256) return 7;
-  if (boundaries < 65536) return 12;
-  return 17;
+/** Direct-level width from the number of intervals: about one interval per slot, within 7..20 bits. */
+function directBits(intervals: number): number {
+  const d = 31 - Math.clz32(intervals);
+  return d < 7 ? 7 : d > 20 ? 20 : d;
 }
 
 export class IpTrie {
@@ -67,85 +76,90 @@ export class IpTrie {
   readonly stats: { prefixes: number; nodes: number; bytes: number };
 
   private readonly dir4: Int32Array;
-  private readonly nodes4: Int32Array;
-  private readonly leaves4: Int32Array;
+  private readonly mem4: Int32Array;
   private readonly d4: number;
   private readonly dir6: Int32Array;
-  private readonly nodes6: Int32Array;
-  private readonly leaves6: Int32Array;
+  private readonly mem6: Int32Array;
   private readonly d6: number;
 
   /** @internal Use IpTrieBuilder. */
-  constructor(
-    v4: FamilyTrie,
-    v6: FamilyTrie,
-    allowEntry: Int32Array,
-    denyEntry: Int32Array,
-    prefixes: number,
-  ) {
+  constructor(v4: FamilyTrie, v6: FamilyTrie, allowEntry: Int32Array, denyEntry: Int32Array, prefixes: number) {
     this.dir4 = v4.dir;
-    this.nodes4 = v4.nodes;
-    this.leaves4 = v4.leaves;
+    this.mem4 = v4.mem;
     this.d4 = v4.d;
     this.dir6 = v6.dir;
-    this.nodes6 = v6.nodes;
-    this.leaves6 = v6.leaves;
+    this.mem6 = v6.mem;
     this.d6 = v6.d;
     this.allowEntry = allowEntry;
     this.denyEntry = denyEntry;
     const bytes =
-      v4.dir.byteLength +
-      v4.nodes.byteLength +
-      v4.leaves.byteLength +
-      v6.dir.byteLength +
-      v6.nodes.byteLength +
-      v6.leaves.byteLength +
-      allowEntry.byteLength +
-      denyEntry.byteLength;
-    this.stats = { prefixes, nodes: (v4.nodes.length + v6.nodes.length) >>> 2, bytes };
+      v4.dir.byteLength + v4.mem.byteLength + v6.dir.byteLength + v6.mem.byteLength + allowEntry.byteLength + denyEntry.byteLength;
+    this.stats = { prefixes, nodes: v4.objects + v6.objects, bytes };
   }
 
-  /** HOT PATH. Leaf id for an IPv4 address given as a uint32 (or int32) number. */
+  /** HOT PATH. Leaf id for an IPv4 address given as a uint32 (an int32 works too). */
   lookup4(addr: number): number {
     const d = this.d4;
-    let x = this.dir4[addr >>> (32 - d)]!;
-    if (x < 0) return ~x;
-    const nodes = this.nodes4;
+    let e = this.dir4[addr >>> (32 - d)]!;
+    if (e < 0) return ~e;
+    const mem = this.mem4;
     let p = d;
     for (;;) {
-      p += STRIDE;
-      const c = (addr >>> (32 - p)) & 31;
-      const n = x << 2;
-      const vec = nodes[n]!;
-      const m = (2 << c) - 1; // bits 0..c (c = 31 gives 0 - 1 = all ones)
-      if ((vec >>> c) & 1) {
-        x = nodes[n + 3]! + popcnt(vec & m) - 1;
-      } else {
-        return this.leaves4[nodes[n + 2]! + popcnt(nodes[n + 1]! & m) - 1]!;
+      const o = e >>> 1;
+      if (e & 1) {
+        // Bucket: [count, leaf, (key, leaf)*count], keys ascending; take the last key <= addr.
+        const a = addr >>> 0;
+        let v = mem[o + 1]!;
+        const end = o + 2 + 2 * mem[o]!;
+        for (let i = o + 2; i < end; i += 2) {
+          if (mem[i]! >>> 0 > a) break;
+          v = mem[i + 1]!;
+        }
+        return v;
       }
+      const rem = 32 - p;
+      const s = rem > STRIDE ? STRIDE : rem;
+      p += s;
+      const c = (addr >>> (32 - p)) & ((1 << s) - 1);
+      // Node: [runBitmap, entries...]; (2 << c) - 1 is bits 0..c (c = 31: 0 - 1, all ones).
+      e = mem[o + popcnt(mem[o]! & ((2 << c) - 1))]!;
+      if (e < 0) return ~e;
     }
   }
 
   /** HOT PATH. Leaf id for an IPv6 address given as four big-endian 32-bit words. */
   lookup6(words: Uint32Array): number {
     const d = this.d6;
-    let x = this.dir6[words[0]! >>> (32 - d)]!;
-    if (x < 0) return ~x;
-    const nodes = this.nodes6;
+    let e = this.dir6[words[0]! >>> (32 - d)]!;
+    if (e < 0) return ~e;
+    const mem = this.mem6;
     let p = d;
     for (;;) {
+      const o = e >>> 1;
+      if (e & 1) {
+        // Bucket: [count, leaf, (key words w0..3, leaf)*count], keys ascending.
+        const w0 = p >>> 5;
+        const step = 5 - w0; // key words + leaf
+        let v = mem[o + 1]!;
+        const end = o + 2 + step * mem[o]!;
+        for (let i = o + 2; i < end; i += step) {
+          let w = w0;
+          let k = i;
+          while (w < 4 && mem[k]! >>> 0 === words[w]!) {
+            w++;
+            k++;
+          }
+          if (w < 4 && mem[k]! >>> 0 > words[w]!) break; // key > address
+          v = mem[i + step - 1]!;
+        }
+        return v;
+      }
       const rem = 32 - (p & 31); // bits left in the current word
       const s = rem > STRIDE ? STRIDE : rem;
       const c = (words[p >>> 5]! >>> (rem - s)) & ((1 << s) - 1);
       p += s;
-      const n = x << 2;
-      const vec = nodes[n]!;
-      const m = (2 << c) - 1;
-      if ((vec >>> c) & 1) {
-        x = nodes[n + 3]! + popcnt(vec & m) - 1;
-      } else {
-        return this.leaves6[nodes[n + 2]! + popcnt(nodes[n + 1]! & m) - 1]!;
-      }
+      e = mem[o + popcnt(mem[o]! & ((2 << c) - 1))]!;
+      if (e < 0) return ~e;
     }
   }
 
@@ -158,9 +172,9 @@ export class IpTrie {
 /** @internal The compiled arrays of one family. */
 export interface FamilyTrie {
   dir: Int32Array;
-  nodes: Int32Array;
-  leaves: Int32Array;
+  mem: Int32Array;
   d: number;
+  objects: number;
 }
 
 /** Prefix storage of one family in flat typed arrays. */
@@ -475,15 +489,15 @@ function sweep(store: PrefixStore, order: Uint32Array, pairs: PairTable): Interv
 }
 
 /** Builds the dir / nodes / leaves arrays of one family from its intervals. */
+/** Builds the dir and mem arrays of one family from its intervals. */
 class FamilyTrieBuilder {
   private readonly w: number;
   private readonly bits: number;
   private readonly iv: Intervals;
-  private nodes = new Int32Array(64);
-  private nodeCount = 0;
-  private leaves = new Int32Array(256);
-  private leafCount = 0;
-  /** Per recursion depth: the internal children of the node being built (lo, hi interval indices). */
+  private mem = new Int32Array(1024);
+  private used = 0;
+  private objects = 0;
+  /** Per recursion depth: the runs of the node being built, as (lo, hi) interval ranges or (-1, leaf). */
   private readonly scratch: Int32Array[] = [];
 
   constructor(w: number, iv: Intervals) {
@@ -497,26 +511,18 @@ class FamilyTrieBuilder {
     return (this.iv.starts[k * this.w + (p >>> 5)]! >>> (32 - (p & 31) - s)) & ((1 << s) - 1);
   }
 
-  private allocNodes(k: number): number {
-    const base = this.nodeCount;
-    this.nodeCount += k;
-    if (this.nodeCount * 4 > this.nodes.length) {
-      let cap = this.nodes.length * 2;
-      while (cap < this.nodeCount * 4) cap *= 2;
-      const nodes = new Int32Array(cap);
-      nodes.set(this.nodes);
-      this.nodes = nodes;
+  private alloc(n: number): number {
+    const at = this.used;
+    this.used += n;
+    if (this.used > this.mem.length) {
+      let cap = this.mem.length * 2;
+      while (cap < this.used) cap *= 2;
+      const mem = new Int32Array(cap);
+      mem.set(this.mem.subarray(0, at));
+      this.mem = mem;
     }
-    return base;
-  }
-
-  private pushLeaf(v: number): void {
-    if (this.leafCount === this.leaves.length) {
-      const leaves = new Int32Array(this.leaves.length * 2);
-      leaves.set(this.leaves);
-      this.leaves = leaves;
-    }
-    this.leaves[this.leafCount++] = v;
+    this.objects++;
+    return at;
   }
 
   build(): FamilyTrie {
@@ -540,41 +546,55 @@ class FamilyTrieBuilder {
           ck = k < n ? this.chunk(k, 0, d) : -1;
         }
         cur = k - 1;
-        const node = this.allocNodes(1);
-        dir[c] = node;
-        this.buildNode(node, d, lo, k, 0);
+        dir[c] = this.block(d, lo, k, 0);
       } else {
         dir[c] = ~values[lo]!;
       }
     }
-    return {
-      dir,
-      nodes: this.nodes.slice(0, this.nodeCount * 4),
-      leaves: this.leaves.slice(0, this.leafCount),
-      d,
-    };
+    return { dir, mem: this.mem.slice(0, this.used), d, objects: this.objects };
   }
 
   /**
-   * Fill node `node` covering the block whose first p bits are fixed. Intervals lo..hi-1 overlap the
-   * block: interval lo contains the block's first address, and starts lo+1..hi-1 lie strictly
-   * inside it (hi - lo >= 2, which is why this block is a node and not a leaf).
+   * The entry for the block whose first p bits are fixed, overlapped by intervals lo..hi-1:
+   * interval lo contains the block's first address and starts lo+1..hi-1 lie strictly inside it.
    */
-  private buildNode(node: number, p: number, lo: number, hi: number, depth: number): void {
+  private block(p: number, lo: number, hi: number, depth: number): number {
+    if (hi - lo === 1) return ~this.iv.values[lo]!;
+    if (hi - lo - 1 <= BUCKET_MAX) return this.bucket(p, lo, hi);
+    return this.node(p, lo, hi, depth);
+  }
+
+  private bucket(p: number, lo: number, hi: number): number {
+    const { starts, values } = this.iv;
+    const w = this.w;
+    const w0 = p >>> 5;
+    const kw = w - w0;
+    const count = hi - lo - 1;
+    const at = this.alloc(2 + count * (kw + 1));
+    const mem = this.mem;
+    mem[at] = count;
+    mem[at + 1] = values[lo]!;
+    let o = at + 2;
+    for (let j = lo + 1; j < hi; j++) {
+      for (let t = 0; t < kw; t++) mem[o++] = starts[j * w + w0 + t]!;
+      mem[o++] = values[j]!;
+    }
+    return (at << 1) | 1;
+  }
+
+  private node(p: number, lo: number, hi: number, depth: number): number {
     const { values, tz } = this.iv;
     const rem = 32 - (p & 31);
     const s = rem > STRIDE ? STRIDE : rem;
     const align = this.bits - (p + s); // a start with this many trailing zeros begins a child block
-    let kids = this.scratch[depth];
-    if (!kids) {
-      kids = new Int32Array(2 << STRIDE);
-      this.scratch[depth] = kids;
+    let runs = this.scratch[depth];
+    if (!runs) {
+      runs = new Int32Array(2 << STRIDE);
+      this.scratch[depth] = runs;
     }
-    let nk = 0;
-    let vec = 0;
-    let leafvec = 0;
-    const leafBase = this.leafCount;
-    let prevLeaf = -1;
+    let nr = 0;
+    let bitmap = 0;
+    let prevLeaf = -1; // -1: the next leaf starts a new run
     let k = lo + 1;
     let cur = lo;
     let ck = k < hi ? this.chunk(k, p, s) : -1;
@@ -592,28 +612,32 @@ class FamilyTrieBuilder {
           ck = k < hi ? this.chunk(k, p, s) : -1;
         }
         cur = k - 1;
-        vec |= 1 << c;
-        kids[nk * 2] = clo;
-        kids[nk * 2 + 1] = k;
-        nk++;
+        bitmap |= 1 << c;
+        runs[nr * 2] = clo;
+        runs[nr * 2 + 1] = k;
+        nr++;
+        prevLeaf = -1;
       } else {
         const v = values[clo]!;
         if (v !== prevLeaf) {
-          leafvec |= 1 << c;
-          this.pushLeaf(v);
+          bitmap |= 1 << c;
+          runs[nr * 2] = -1;
+          runs[nr * 2 + 1] = v;
+          nr++;
           prevLeaf = v;
         }
       }
     }
-    const childBase = this.allocNodes(nk);
-    const at = node * 4;
-    this.nodes[at] = vec;
-    this.nodes[at + 1] = leafvec;
-    this.nodes[at + 2] = leafBase;
-    this.nodes[at + 3] = childBase;
-    for (let j = 0; j < nk; j++) {
-      this.buildNode(childBase + j, p + s, kids[j * 2]!, kids[j * 2 + 1]!, depth + 1);
+    const at = this.alloc(1 + nr);
+    this.mem[at] = bitmap;
+    for (let j = 0; j < nr; j++) {
+      const a = runs[j * 2]!;
+      const b = runs[j * 2 + 1]!;
+      // block() may grow (replace) this.mem, so read it again after the call.
+      const e = a < 0 ? ~b : this.block(p + s, a, b, depth + 1);
+      this.mem[at + 1 + j] = e;
     }
+    return at << 1;
   }
 }
 
@@ -631,11 +655,12 @@ export class IpTrieBuilder {
       throw new RangeError(`IpTrieBuilder.add: bad prefix length ${length} for IPv${family}`);
     }
     if (words.length !== store.w) throw new RangeError(`IpTrieBuilder.add: IPv${family} needs ${store.w} words`);
-    for (const x of words) {
-      if (!Number.isInteger(x) || x < 0 || x > 0xffffffff) throw new RangeError('IpTrieBuilder.add: words must be uint32');
+    for (let i = 0; i < words.length; i++) {
+      const x = words[i]!;
+      if (!(x >= 0 && x <= 0xffffffff && Math.floor(x) === x)) throw new RangeError('IpTrieBuilder.add: words must be uint32');
     }
     if (action !== 0 && action !== 1) throw new RangeError(`IpTrieBuilder.add: bad action ${String(action)}`);
-    if (!Number.isInteger(entryId) || entryId < 0 || entryId > 0x7fffffff) {
+    if (!(entryId >= 0 && entryId <= 0x7fffffff && Math.floor(entryId) === entryId)) {
       throw new RangeError(`IpTrieBuilder.add: bad entryId ${entryId}`);
     }
     store.push(words, length, action, entryId);
