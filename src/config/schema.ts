@@ -220,7 +220,7 @@ export const gatewayConfigSchema = z.strictObject({
       bodyTimeoutMs: timeoutMs.default(30_000),
     })
     .prefault({}),
-  scriptTimeoutMs: z.number().int().min(1).max(10_000).default(50),
+  scriptTimeoutMs: z.number().int().min(1).max(10_000).default(100),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
   projects: z.array(projectSchema).default([]),
 });

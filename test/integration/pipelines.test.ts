@@ -3,9 +3,9 @@
  * order, reject overrides, upstream failures and the request body limit.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { oneProxy, policy, rawStatus, send, sendRaw, startGateway, startUpstream, type Reply, type TestGateway, type Upstream } from '../helpers/harness.js';
+import { oneProxy, policy, rawFault, rawStatus, send, sendRaw, startGateway, startUpstream, type Reply, type TestGateway, type Upstream } from '../helpers/harness.js';
 
 function expectFault(r: Reply, status: number, code: string): { faultString: string; faultStatusCode: number } {
   expect(r.status).toBe(status);
@@ -308,11 +308,11 @@ describe('request body limit (limits.requestBodyBytes: 1000)', () => {
   let gw: TestGateway;
   let upstream: Server;
   /** Every request the upstream saw: bytes received, and whether the body ended normally. */
-  const seen: { bytes: number; complete: boolean }[] = [];
+  const seen: { bytes: number; complete: boolean; aborted: boolean }[] = [];
 
   beforeAll(async () => {
     upstream = createServer((req, res) => {
-      const rec = { bytes: 0, complete: false };
+      const rec = { bytes: 0, complete: false, aborted: false };
       seen.push(rec);
       req.on('data', (c: Buffer) => (rec.bytes += c.length));
       req.on('end', () => {
@@ -321,6 +321,9 @@ describe('request body limit (limits.requestBodyBytes: 1000)', () => {
         res.end(JSON.stringify({ bytes: rec.bytes }));
       });
       req.on('error', () => undefined);
+      req.on('close', () => {
+        if (!rec.complete) rec.aborted = true;
+      });
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
@@ -356,22 +359,44 @@ describe('request body limit (limits.requestBodyBytes: 1000)', () => {
     expect(raw).toContain('{"bytes":800}');
   });
 
-  it('never lets the upstream receive a complete chunked body over the limit', async () => {
+  it('answers 413 to a chunked body over the limit, and the upstream never gets it complete', async () => {
     const before = seen.length;
     const chunk = 'd'.repeat(400);
-    // 2000 bytes in five chunks, no Content-Length.
+    // 2000 bytes in five chunks, no Content-Length, all written at once.
     const raw = await sendRaw(
       gw.port,
       `POST /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n` + `190\r\n${chunk}\r\n`.repeat(5) + '0\r\n\r\n',
     );
-    // The client gets a 413 or a closed connection, never the upstream's answer.
-    if (raw !== '') expect(rawStatus(raw)).toBe(413);
-    expect(raw).not.toContain('"bytes"');
-    // The upstream may have seen the start of the body, but never a complete one over the limit.
-    await new Promise((r) => setTimeout(r, 50));
+    expect(rawStatus(raw)).toBe(413);
+    expect(rawFault(raw).faultCode).toBe('PAYLOAD_TOO_LARGE');
     for (const rec of seen.slice(before)) {
       expect(rec.bytes).toBeLessThanOrEqual(1000);
       expect(rec.complete).toBe(false);
     }
+  });
+
+  it('cuts off a chunked body that crosses the limit while already streaming to the upstream', async () => {
+    const before = seen.length;
+    const chunk = 'e'.repeat(400);
+    const s = connect({ host: '127.0.0.1', port: gw.port, localAddress: '127.0.0.1' });
+    const received: Buffer[] = [];
+    const closed = new Promise<string>((resolve) => {
+      s.on('data', (c: Buffer) => received.push(c));
+      s.on('close', () => resolve(Buffer.concat(received).toString('utf8')));
+      s.on('error', () => undefined);
+    });
+    s.write(`POST /api/x HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n190\r\n${chunk}\r\n`);
+    // Wait until the upstream is receiving this body: forwarding is streamed, not buffered.
+    const rec = await eventually(() => (seen.length > before && seen[before]!.bytes > 0 ? seen[before] : undefined));
+    for (let i = 0; i < 4 && !s.destroyed; i++) s.write(`190\r\n${chunk}\r\n`);
+    if (!s.destroyed) s.write('0\r\n\r\n');
+    const raw = await closed;
+    expect(rawStatus(raw)).toBe(413);
+    expect(rawFault(raw).faultCode).toBe('PAYLOAD_TOO_LARGE');
+    // The upstream saw the start of the body, but the request was cut off before it completed.
+    await eventually(() => (rec!.aborted ? true : undefined));
+    expect(rec!.bytes).toBeLessThanOrEqual(1000);
+    expect(rec!.complete).toBe(false);
+    expect(seen.length).toBe(before + 1);
   });
 });
