@@ -11,6 +11,14 @@ import { Metrics } from './observability/metrics.js';
 import { compileSnapshot, type CompileResult } from './policy/compile.js';
 import type { PolicyState, ProjectDef } from './policy/model.js';
 import type { DestinationStream } from 'pino';
+import { Authenticator } from './controlplane/auth.js';
+import { policyRoutes } from './controlplane/admin/routes-policies.js';
+import { resourceRoutes } from './controlplane/admin/routes-resources.js';
+import { AdminServer } from './controlplane/admin/server.js';
+import { AdminService } from './controlplane/admin/service.js';
+import { FileStore } from './controlplane/store/file-store.js';
+import { seedStore, stateForEnvironment } from './controlplane/store/to-state.js';
+import type { Snapshot } from './policy/snapshot.js';
 
 export interface GatewayOptions {
   readonly config: GatewayConfig;
@@ -53,6 +61,9 @@ export class Gateway {
   private state: PolicyState;
   private expiryTimer: NodeJS.Timeout | null = null;
   private trafficAddr: AddressInfo | null = null;
+  private adminAddr: AddressInfo | null = null;
+  private store: FileStore | null = null;
+  private admin: AdminServer | null = null;
 
   private constructor(
     readonly config: GatewayConfig,
@@ -69,20 +80,68 @@ export class Gateway {
     this.state = configToState(config);
   }
 
-  /** Compile the config's policies, then open the traffic listener. Throws on a compile error. */
+  /**
+   * Open (or seed) the store, compile what this node's environment enforces, then open the
+   * listeners. Throws, and so refuses to start, on a corrupt store or a compile error: starting
+   * with no policies would be allow-all.
+   */
   static async start(opts: GatewayOptions): Promise<Gateway> {
     const gw = new Gateway(opts.config, opts);
-    const r = gw.apply(gw.state);
-    if (!r.ok) {
-      throw new Error('policy compile failed:\n' + r.issues.map((i) => `  ${i.path}: ${i.message}`).join('\n'));
+    const config = opts.config;
+    try {
+      if (config.store.file !== null) {
+        const existing = await FileStore.open(config.store.file);
+        gw.store = existing ?? (await FileStore.create(config.store.file, seedStore(configToState(config), config.environment)));
+        if (!gw.store.data.environments.some((e) => e.name === config.environment)) {
+          await gw.store.update((d) => {
+            d.environments.push({ name: config.environment, createdAt: new Date().toISOString() });
+          });
+        }
+        gw.state = stateForEnvironment(gw.store.data, config.environment);
+        gw.log.info({ event: 'store_opened', file: config.store.file, seeded: existing === null, revision: gw.store.data.revision, epoch: gw.store.data.epoch }, 'store opened');
+      }
+      const r = gw.apply(gw.state);
+      if (!r.ok) {
+        throw new Error('policy compile failed:\n' + r.issues.map((i) => `  ${i.path}: ${i.message}`).join('\n'));
+      }
+      const { host, port } = parseListen(config.listen)!;
+      gw.trafficAddr = await gw.dataPlane.listen(host, port);
+      await gw.startAdmin();
+      gw.log.info(
+        {
+          event: 'started',
+          listen: `${gw.trafficAddr.address}:${gw.trafficAddr.port}`,
+          admin: gw.adminAddr === null ? null : `${gw.adminAddr.address}:${gw.adminAddr.port}`,
+          environment: config.environment,
+          store: config.store.file,
+          revision: gw.state.revision,
+          stats: r.snapshot.stats,
+        },
+        'ipgate started',
+      );
+      return gw;
+    } catch (err) {
+      await gw.close().catch(() => undefined);
+      throw err;
     }
-    const { host, port } = parseListen(opts.config.listen)!;
-    gw.trafficAddr = await gw.dataPlane.listen(host, port);
-    gw.log.info(
-      { event: 'started', listen: `${gw.trafficAddr.address}:${gw.trafficAddr.port}`, environment: opts.config.environment, revision: gw.state.revision, stats: r.snapshot.stats },
-      'ipgate started',
-    );
-    return gw;
+  }
+
+  private async startAdmin(): Promise<void> {
+    const c = this.config.admin;
+    const auth = c.tokens.length > 0 || c.jwt !== null ? await Authenticator.create({ tokens: c.tokens, jwt: c.jwt }) : null;
+    const service = new AdminService({
+      store: this.store,
+      environment: this.config.environment,
+      compile: (state) => compileConfig(this.config, state, this.now()),
+      install: (snapshot, state) => this.install(snapshot, state),
+    });
+    this.admin = new AdminServer({ routes: [...resourceRoutes(service, c.bodyLimitBytes), ...policyRoutes(service, c.bodyLimitBytes)], auth, log: this.log });
+    const { host, port } = parseListen(c.listen)!;
+    this.adminAddr = await this.admin.listen(host, port);
+  }
+
+  get adminAddress(): AddressInfo {
+    return this.adminAddr!;
   }
 
   get trafficAddress(): AddressInfo {
@@ -99,11 +158,16 @@ export class Gateway {
       this.log.error({ event: 'compile_failed', revision: state.revision, issues: r.issues }, 'policy compile failed; keeping the last good snapshot');
       return r;
     }
-    this.dataPlane.install(r.snapshot);
-    this.state = state;
-    this.scheduleExpiry(r.snapshot.nextExpiry);
-    this.log.info({ event: 'snapshot_installed', revision: state.revision, stats: r.snapshot.stats }, 'policy snapshot installed');
+    this.install(r.snapshot, state);
     return r;
+  }
+
+  /** Swap a compiled snapshot in (one assignment in the data plane). */
+  install(snapshot: Snapshot, state: PolicyState): void {
+    this.dataPlane.install(snapshot);
+    this.state = state;
+    this.scheduleExpiry(snapshot.nextExpiry);
+    this.log.info({ event: 'snapshot_installed', revision: state.revision, stats: snapshot.stats }, 'policy snapshot installed');
   }
 
   private now(): number {
@@ -122,7 +186,9 @@ export class Gateway {
 
   async close(): Promise<void> {
     if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
-    await this.dataPlane.close();
+    if (this.admin !== null) await this.admin.close();
+    if (this.dataPlane.server.listening) await this.dataPlane.close();
+    if (this.store !== null) await this.store.close();
     this.log.info({ event: 'stopped' }, 'ipgate stopped');
     this.log.flush();
   }

@@ -1,150 +1,265 @@
 #!/usr/bin/env node
 /**
- * Micro-benchmark of the per-request IP decision: parseClientIp(string) + IpTrie lookup, and of
- * compiling rule lists (parseIpEntry + IpTrieBuilder.add + build).
+ * Micro-benchmark of the per-request IP decision (parseClientIp from the address string + IpTrie
+ * lookup + reading allowEntry/denyEntry) and of compiling rule lists (parseIpEntry + add + build).
  *
- * Usage:
+ * Usage (needs the compiled output):
  *   npx tsc -p tsconfig.json && node --expose-gc bench/micro/lookup.mjs
- *   IPGATE_DIST=/tmp/iptrie-dist node --expose-gc bench/micro/lookup.mjs     # other build output
- * Options (env): SIZES=10,10000,100000,1000000  LOOKUPS=1000000  SEED=1  REF_CAP=10000
+ *   IPGATE_DIST=/tmp/iptrie-dist node --expose-gc bench/micro/lookup.mjs   # another build dir
+ * Env: SIZES=10,10000,100000,1000000  FAMILIES=4,6  LOOKUPS=1000000  SEED=1  REF_CAP=10000
  *
- * References, run on the same workload: node's net.BlockList (addSubnet + check; it scans its rules
- * linearly and only answers "listed or not") and a linear ipaddr.js scan (longest allow and deny
- * match, like ipgate). Both are linear in the list size, so their lists are capped at REF_CAP
- * prefixes and their lookups at a time budget; the table says when that happened.
+ * Each (family, size) row runs in a fresh child process so that memory numbers and JIT state do
+ * not leak between rows. Workload: SIZE random CIDRs (IPv4: 40% /32, 30% /24, 30% /8-/31; IPv6
+ * inside 2000::/3: 30% /128, 20% /64, 20% /48, 30% /16-/127), 30% allow / 70% deny, given as rule
+ * text; LOOKUPS pre-generated client address strings, half inside a random listed prefix and half
+ * uniformly random (mostly misses). Lookup rate is the best of 5 passes over the whole array.
+ * "hot 1k" repeats the same passes over only 1,000 distinct addresses (a cache-resident working
+ * set, like a gateway serving a bounded set of clients) to separate CPU cost from memory latency.
+ *
+ * References on the same workload: node's net.BlockList (addSubnet + check; a linear scan that
+ * only answers listed / not listed) and a linear ipaddr.js scan computing the longest allow and
+ * deny match like ipgate. Both are O(list) per lookup, so their lists are cut to REF_CAP prefixes
+ * and their lookups stop after ~1.5 s; the table says so when that happened.
  */
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import ipaddr from 'ipaddr.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = process.env.IPGATE_DIST ?? path.join(here, '../../dist/policy');
-const load = (f) => import(pathToFileURL(path.join(dist, f)).href);
-const { parseClientIp, formatIPv4, formatIPv6 } = await load('ip-address.js');
-const { parseIpEntry } = await load('ip-entry.js');
-const { IpTrieBuilder } = await load('ip-trie.js');
-
 const SIZES = (process.env.SIZES ?? '10,10000,100000,1000000').split(',').map(Number);
+const FAMILIES = (process.env.FAMILIES ?? '4,6').split(',').map(Number);
 const LOOKUPS = Number(process.env.LOOKUPS ?? 1_000_000);
 const REF_CAP = Number(process.env.REF_CAP ?? 10_000);
 const SEED = Number(process.env.SEED ?? 1);
 const REF_BUDGET_MS = 1500;
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-let rnd = mulberry32(SEED);
-const u32 = () => Math.floor(rnd() * 4294967296) >>> 0;
-const maskWord = (w, len, i) => {
-  const bits = len - i * 32;
-  if (bits >= 32) return w >>> 0;
-  if (bits <= 0) return 0;
-  return (w & (0xffffffff << (32 - bits))) >>> 0;
-};
-
-/** A random prefix: { family, words, length }. IPv6 ones are inside 2000::/3 like real lists. */
-function randomPrefix(family) {
-  const r = rnd();
-  if (family === 4) {
-    const length = r < 0.4 ? 32 : r < 0.7 ? 24 : 8 + Math.floor(rnd() * 24);
-    return { family, words: [maskWord(u32(), length, 0)], length };
-  }
-  const length = r < 0.3 ? 128 : r < 0.5 ? 64 : r < 0.7 ? 48 : 16 + Math.floor(rnd() * 112);
-  const raw = [((u32() & 0x1fffffff) | 0x20000000) >>> 0, u32(), u32(), u32()];
-  return { family, words: raw.map((w, i) => maskWord(w, length, i)), length };
-}
-
-function prefixText(p) {
-  return p.family === 4 ? `${formatIPv4(p.words[0])}/${p.length}` : `${formatIPv6(p.words)}/${p.length}`;
-}
-
-/** Half inside a listed prefix (random host bits), half random (mostly misses). */
-function randomAddress(family, prefixes) {
-  if (prefixes.length > 0 && rnd() < 0.5) {
-    const p = prefixes[Math.floor(rnd() * prefixes.length)];
-    const words = p.words.map((w, i) => (maskWord(w, p.length, i) | (u32() & ~maskWord(0xffffffff, p.length, i))) >>> 0);
-    return family === 4 ? formatIPv4(words[0]) : formatIPv6(words);
-  }
-  if (family === 4) return formatIPv4(u32());
-  return formatIPv6([((u32() & 0x1fffffff) | 0x20000000) >>> 0, u32(), u32(), u32()]);
-}
-
-const gc = globalThis.gc ?? (() => {});
-const mem = () => {
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-};
 const MB = (b) => (b / 1048576).toFixed(1);
 const fmtRate = (r) => (r >= 1e6 ? `${(r / 1e6).toFixed(2)} M/s` : `${(r / 1e3).toFixed(1)} k/s`);
 
-function benchIpgate(trie, addrs) {
+if (process.argv[2] === '--row') {
+  const family = Number(process.argv[3]);
+  const size = Number(process.argv[4]);
+  console.log(JSON.stringify(await row(family, size)));
+} else {
+  await main();
+}
+
+async function main() {
+  const rows = [];
+  for (const family of FAMILIES) {
+    for (const size of SIZES) {
+      const r = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--row', String(family), String(size)], {
+        encoding: 'utf8',
+        env: process.env,
+        maxBuffer: 1 << 24,
+      });
+      if (r.status !== 0) {
+        console.error(r.stdout, r.stderr);
+        throw new Error(`row IPv${family} ${size} failed`);
+      }
+      const res = JSON.parse(r.stdout.trim().split('\n').pop());
+      rows.push(res);
+      process.stderr.write(`done IPv${family} ${size}\n`);
+    }
+  }
+  console.log(
+    `\nipgate micro-benchmark: node ${process.version}, ${rows[0]?.cpus ?? '?'} CPUs; ${LOOKUPS.toLocaleString('en-US')} pre-generated address ` +
+      `strings per row (half inside a listed prefix, half random), best of 5 passes; seed ${SEED}\n`,
+  );
+  const header = [
+    'family',
+    'entries',
+    'compile ms, best of 3 (parse+add / build)',
+    'heap+buffers at end of build',
+    'retained after GC',
+    'process max RSS',
+    'trie bytes / objects',
+    'parseClientIp only',
+    'ipgate parse+lookup',
+    'ipgate hot 1k',
+    'net.BlockList',
+    'ipaddr.js linear',
+  ];
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`|${header.map(() => '---').join('|')}|`);
+  for (const r of rows) {
+    const ref = (x) => `${fmtRate(x.rate)}${r.refCapped ? ` (first ${r.refPrefixes.toLocaleString('en-US')} prefixes, ${x.done} lookups)` : x.done < LOOKUPS ? ` (${x.done} lookups)` : ''}`;
+    console.log(
+      `| IPv${r.family} | ${r.size.toLocaleString('en-US')} | ${r.compileMs.toFixed(0)} (${r.parseAddMs.toFixed(0)} / ${r.buildMs.toFixed(0)}) | ` +
+        `${MB(r.peakBytes)} MB | ${MB(r.retainedBytes)} MB | ${MB(r.maxRssBytes)} MB | ${MB(r.trieBytes)} MB / ${r.trieObjects.toLocaleString('en-US')} | ` +
+        `${fmtRate(r.parseRate)} | ${fmtRate(r.rate)} | ${fmtRate(r.hotRate)} | ${ref(r.blockList)} | ${ref(r.ipaddr)} |`,
+    );
+  }
+  console.log(
+    `\nReferences are linear scans: lists above ${REF_CAP.toLocaleString('en-US')} prefixes are cut to the first ${REF_CAP.toLocaleString('en-US')} ` +
+      `and each reference stops after ~${REF_BUDGET_MS} ms. net.BlockList only answers listed / not listed. ` +
+      `"heap+buffers at end of build" and "retained" are process.memoryUsage() heapUsed + arrayBuffers growth over the state before ` +
+      `compiling (rule text and test addresses already allocated), right after build() (before any GC) and after a full GC; ` +
+      `"process max RSS" is the whole benchmark process's high-water mark, test data and references included.`,
+  );
+}
+
+async function row(family, size) {
+  const load = (f) => import(pathToFileURL(path.join(dist, f)).href);
+  const { parseClientIp, formatIPv4, formatIPv6 } = await load('ip-address.js');
+  const { parseIpEntry } = await load('ip-entry.js');
+  const { IpTrieBuilder } = await load('ip-trie.js');
+  const ipaddr = (await import('ipaddr.js')).default;
+  const os = await import('node:os');
+
+  function mulberry32(seed) {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  const rnd = mulberry32(SEED * 1000 + family * 100 + Math.round(Math.log10(size + 1) * 10));
+  const u32 = () => Math.floor(rnd() * 4294967296) >>> 0;
+  const maskWord = (w, len, i) => {
+    const bits = len - i * 32;
+    if (bits >= 32) return w >>> 0;
+    if (bits <= 0) return 0;
+    return (w & (0xffffffff << (32 - bits))) >>> 0;
+  };
+  const randomPrefix = () => {
+    const r = rnd();
+    if (family === 4) {
+      const length = r < 0.4 ? 32 : r < 0.7 ? 24 : 8 + Math.floor(rnd() * 24);
+      return { family, words: [maskWord(u32(), length, 0)], length };
+    }
+    const length = r < 0.3 ? 128 : r < 0.5 ? 64 : r < 0.7 ? 48 : 16 + Math.floor(rnd() * 112);
+    const raw = [((u32() & 0x1fffffff) | 0x20000000) >>> 0, u32(), u32(), u32()];
+    return { family, words: raw.map((w, i) => maskWord(w, length, i)), length };
+  };
+  const addrText = (words) => (family === 4 ? formatIPv4(words[0]) : formatIPv6(words));
+  const randomAddress = (prefixes) => {
+    if (prefixes.length > 0 && rnd() < 0.5) {
+      const p = prefixes[Math.floor(rnd() * prefixes.length)];
+      return addrText(p.words.map((w, i) => (w | (u32() & ~maskWord(0xffffffff, p.length, i))) >>> 0));
+    }
+    return addrText(family === 4 ? [u32()] : [((u32() & 0x1fffffff) | 0x20000000) >>> 0, u32(), u32(), u32()]);
+  };
+  // JSON round trip: flat strings, as they would arrive from a config file or a socket.
+  const flat = (xs) => JSON.parse(JSON.stringify(xs));
+
+  // Generated in a function of its own so that no temporary of it is still held by this frame
+  // when memory is measured.
+  const makeData = () => {
+    const prefixes = Array.from({ length: size }, randomPrefix);
+    const texts = flat(prefixes.map((p) => `${addrText(p.words)}/${p.length}`));
+    const actions = Array.from({ length: size }, () => (rnd() < 0.3 ? 0 : 1));
+    const addrs = flat(Array.from({ length: LOOKUPS }, () => randomAddress(prefixes)));
+    const hot = flat(Array.from({ length: LOOKUPS }, (_, i) => addrs[i % 1000]));
+    return { prefixes, texts, actions, addrs, hot };
+  };
+  const { prefixes, texts, actions, addrs, hot } = makeData();
+
+  const gc = globalThis.gc ?? (() => {});
+  const mem = () => {
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+  // Compile = parse every rule text + add + build. In a function so that the builder is garbage
+  // afterwards, as in real use. Run COMPILE_RUNS times (default 3): the time reported is the
+  // fastest run (this is a shared 2-core box), memory is from the first run.
+  const compile = () => {
+    const t0 = performance.now();
+    const builder = new IpTrieBuilder();
+    for (let i = 0; i < size; i++) {
+      const r = parseIpEntry(texts[i]);
+      if (!r.ok) throw new Error(r.error);
+      for (const p of r.prefixes) builder.add(p, actions[i], i);
+    }
+    const t1 = performance.now();
+    const built = builder.build();
+    const t2 = performance.now();
+    return { built, parseAddMs: t1 - t0, buildMs: t2 - t1, endBytes: mem() };
+  };
+  gc();
+  gc();
+  const before = mem();
+  let first = compile();
+  const peakBytes = first.endBytes - before;
+  const trie = first.built;
+  let parseAddMs = first.parseAddMs;
+  let buildMs = first.buildMs;
+  let compileMs = first.parseAddMs + first.buildMs;
+  first = null;
+  gc();
+  gc();
+  const retainedBytes = mem() - before;
+  for (let run = 1; run < Number(process.env.COMPILE_RUNS ?? 3); run++) {
+    const again = compile();
+    if (again.built.stats.bytes !== trie.stats.bytes) throw new Error('non-deterministic build');
+    if (again.parseAddMs + again.buildMs < compileMs) {
+      parseAddMs = again.parseAddMs;
+      buildMs = again.buildMs;
+      compileMs = again.parseAddMs + again.buildMs;
+    }
+    gc();
+  }
+
   const out = new Uint32Array(4);
   const allow = trie.allowEntry;
   const deny = trie.denyEntry;
-  let sink = 0;
-  let best = 0;
-  for (let rep = 0; rep < 5; rep++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < addrs.length; i++) {
-      const f = parseClientIp(addrs[i], out);
-      if (f === 0) {
-        sink--;
-        continue;
+  function passes(list) {
+    let best = 0;
+    let sink = 0;
+    for (let rep = 0; rep < 5; rep++) {
+      const s0 = process.hrtime.bigint();
+      for (let i = 0; i < list.length; i++) {
+        const f = parseClientIp(list[i], out);
+        if (f === 0) {
+          sink--;
+          continue;
+        }
+        const leaf = trie.lookup(f, out);
+        sink += allow[leaf] + deny[leaf];
       }
-      const leaf = trie.lookup(f, out);
-      sink += allow[leaf] + deny[leaf];
+      best = Math.max(best, (list.length / Number(process.hrtime.bigint() - s0)) * 1e9);
     }
-    const ns = Number(process.hrtime.bigint() - t0);
-    best = Math.max(best, (addrs.length / ns) * 1e9);
+    if (sink === 0.5) console.error('unreachable');
+    return best;
   }
-  return { rate: best, sink };
-}
-
-function benchParseOnly(addrs) {
-  const out = new Uint32Array(4);
-  let sink = 0;
-  let best = 0;
-  for (let rep = 0; rep < 5; rep++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < addrs.length; i++) sink += parseClientIp(addrs[i], out) + out[0];
-    const ns = Number(process.hrtime.bigint() - t0);
-    best = Math.max(best, (addrs.length / ns) * 1e9);
+  const rate = passes(addrs);
+  const hotRate = passes(hot);
+  let parseRate = 0;
+  {
+    let sink = 0;
+    for (let rep = 0; rep < 5; rep++) {
+      const s0 = process.hrtime.bigint();
+      for (let i = 0; i < addrs.length; i++) sink += parseClientIp(addrs[i], out) + out[0];
+      parseRate = Math.max(parseRate, (addrs.length / Number(process.hrtime.bigint() - s0)) * 1e9);
+    }
+    if (sink === 0.5) console.error('unreachable');
   }
-  return { rate: best, sink };
-}
 
-/** Run fn over addrs until done or out of budget; returns lookups/s and how many were done. */
-function timed(addrs, fn) {
-  let sink = 0;
-  let done = 0;
-  const t0 = performance.now();
-  for (let i = 0; i < addrs.length; i++) {
-    sink += fn(addrs[i]);
-    done++;
-    if ((i & 63) === 63 && performance.now() - t0 > REF_BUDGET_MS) break;
-  }
-  const ms = performance.now() - t0;
-  return { rate: (done / ms) * 1000, done, sink };
-}
-
-function benchBlockList(family, prefixes, addrs) {
-  const bl = new net.BlockList();
+  const timed = (fn) => {
+    let sink = 0;
+    let done = 0;
+    const s0 = performance.now();
+    for (let i = 0; i < addrs.length; i++) {
+      sink += fn(addrs[i]);
+      done++;
+      if ((i & 63) === 63 && performance.now() - s0 > REF_BUDGET_MS) break;
+    }
+    if (sink === 0.5) console.error('unreachable');
+    return { rate: (done / (performance.now() - s0)) * 1000, done };
+  };
+  const refPrefixes = prefixes.slice(0, REF_CAP);
+  const refActions = actions.slice(0, refPrefixes.length);
   const type = family === 4 ? 'ipv4' : 'ipv6';
-  for (const p of prefixes) bl.addSubnet(family === 4 ? formatIPv4(p.words[0]) : formatIPv6(p.words), p.length, type);
-  return timed(addrs, (a) => (bl.check(a, type) ? 1 : 0));
-}
-
-function benchIpaddr(prefixes, actions, addrs) {
-  const ranges = prefixes.map((p) => ipaddr.parseCIDR(prefixText(p)));
-  return timed(addrs, (a) => {
+  const bl = new net.BlockList();
+  for (const p of refPrefixes) bl.addSubnet(addrText(p.words), p.length, type);
+  const blockList = timed((a) => (bl.check(a, type) ? 1 : 0));
+  const ranges = refPrefixes.map((p) => ipaddr.parseCIDR(`${addrText(p.words)}/${p.length}`));
+  const ipaddrRes = timed((a) => {
     if (!ipaddr.isValid(a)) return -1;
     const ip = ipaddr.process(a);
     const kind = ip.kind();
@@ -155,100 +270,38 @@ function benchIpaddr(prefixes, actions, addrs) {
     for (let i = 0; i < ranges.length; i++) {
       const r = ranges[i];
       if (r[0].kind() !== kind || !ip.match(r)) continue;
-      if (actions[i] === 0 ? r[1] > allowLen : r[1] > denyLen) {
-        if (actions[i] === 0) {
-          allowLen = r[1];
-          bestAllow = i;
-        } else {
-          denyLen = r[1];
-          bestDeny = i;
-        }
+      if (refActions[i] === 0 && r[1] > allowLen) {
+        allowLen = r[1];
+        bestAllow = i;
+      } else if (refActions[i] === 1 && r[1] > denyLen) {
+        denyLen = r[1];
+        bestDeny = i;
       }
     }
     return bestAllow + bestDeny;
   });
+
+  // texts must stay reachable until here, or the retained-memory figure would count their
+  // collection (V8 drops dead locals) as negative growth.
+  if (texts.length !== size) throw new Error('unreachable');
+  return {
+    family,
+    size,
+    cpus: os.cpus().length,
+    parseAddMs,
+    buildMs,
+    compileMs,
+    peakBytes,
+    retainedBytes,
+    maxRssBytes: process.resourceUsage().maxRSS * 1024,
+    trieBytes: trie.stats.bytes,
+    trieObjects: trie.stats.nodes,
+    parseRate,
+    rate,
+    hotRate,
+    refCapped: refPrefixes.length < size,
+    refPrefixes: refPrefixes.length,
+    blockList,
+    ipaddr: ipaddrRes,
+  };
 }
-
-const rows = [];
-const notes = [];
-for (const family of [4, 6]) {
-  for (const size of SIZES) {
-    rnd = mulberry32(SEED * 1000 + family * 100 + SIZES.indexOf(size));
-    const prefixes = Array.from({ length: size }, () => randomPrefix(family));
-    const texts = prefixes.map(prefixText);
-    const actions = Array.from({ length: size }, () => (rnd() < 0.3 ? 0 : 1));
-    const addrs = Array.from({ length: LOOKUPS }, () => randomAddress(family, prefixes));
-
-    // Compile: parse rule text, add, build.
-    gc();
-    gc();
-    const before = mem();
-    const t0 = performance.now();
-    const builder = new IpTrieBuilder();
-    for (let i = 0; i < size; i++) {
-      const r = parseIpEntry(texts[i]);
-      if (!r.ok) throw new Error(r.error);
-      for (const p of r.prefixes) builder.add(p, actions[i], i);
-    }
-    const t1 = performance.now();
-    let trie = builder.build();
-    const t2 = performance.now();
-    const peak = mem() - before;
-    gc();
-    gc();
-    const retained = mem() - before;
-
-    const { rate, sink } = benchIpgate(trie, addrs);
-    const parse = benchParseOnly(addrs);
-
-    const refPrefixes = size > REF_CAP ? prefixes.slice(0, REF_CAP) : prefixes;
-    const refActions = actions.slice(0, refPrefixes.length);
-    const bl = benchBlockList(family, refPrefixes, addrs);
-    const ia = benchIpaddr(refPrefixes, refActions, addrs);
-    const capNote = (r) =>
-      `${fmtRate(r.rate)}${refPrefixes.length < size ? ` (${refPrefixes.length} prefixes` : ' ('}${refPrefixes.length < size ? ', ' : ''}${r.done} lookups)`;
-    rows.push([
-      `IPv${family}`,
-      size.toLocaleString('en-US'),
-      (t1 - t0).toFixed(0),
-      (t2 - t1).toFixed(0),
-      (t2 - t0).toFixed(0),
-      MB(peak),
-      MB(retained),
-      `${MB(trie.stats.bytes)} / ${trie.stats.nodes}`,
-      fmtRate(parse.rate),
-      fmtRate(rate),
-      capNote(bl),
-      capNote(ia),
-    ]);
-    if (sink === 0.5 || parse.sink === 0.5) console.log('unreachable');
-    trie = null;
-  }
-}
-
-console.log(
-  `\nipgate micro-benchmark: node ${process.version}, ${LOOKUPS.toLocaleString('en-US')} pre-generated address strings per row ` +
-    `(half inside a listed prefix, half random), best of 5 passes; seed ${SEED}${globalThis.gc ? '' : ' (run with --expose-gc for meaningful memory columns)'}\n`,
-);
-const header = [
-  'family',
-  'entries',
-  'parse+add ms',
-  'build ms',
-  'compile ms',
-  'compile peak MB',
-  'retained MB',
-  'trie MB / nodes',
-  'parseClientIp only',
-  'ipgate parse+lookup',
-  'net.BlockList',
-  'ipaddr.js linear',
-];
-console.log(`| ${header.join(' | ')} |`);
-console.log(`|${header.map(() => '---').join('|')}|`);
-for (const r of rows) console.log(`| ${r.join(' | ')} |`);
-console.log(
-  `\nReferences are linear scans: lists above ${REF_CAP.toLocaleString('en-US')} prefixes are cut to the first ${REF_CAP.toLocaleString('en-US')} ` +
-    `and each reference stops after ~${REF_BUDGET_MS} ms (lookup counts in brackets). net.BlockList only answers listed/not listed.`,
-);
-for (const n of notes) console.log(n);

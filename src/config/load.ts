@@ -2,6 +2,7 @@
  * Config loading: YAML file → environment overrides → schema validation.
  * Every error names the key path (or the environment variable) and the bad value.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
@@ -56,6 +57,8 @@ export const ENV_OVERRIDES = {
   IPGATE_ENVIRONMENT: 'environment',
   IPGATE_TRUSTED_PROXIES: 'trustedProxies',
   IPGATE_LOG_LEVEL: 'log.level',
+  IPGATE_ADMIN_LISTEN: 'admin.listen',
+  IPGATE_STORE: 'store.file',
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -84,6 +87,14 @@ function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
     } else {
       setPath(key, v, name);
     }
+  }
+  // IPGATE_ADMIN_TOKEN adds one admin token; only its hash is kept.
+  const token = env.IPGATE_ADMIN_TOKEN;
+  if (token !== undefined && token !== '') {
+    const admin = (raw.admin !== null && typeof raw.admin === 'object' && !Array.isArray(raw.admin) ? raw.admin : (raw.admin = {})) as Record<string, unknown>;
+    const tokens = Array.isArray(admin.tokens) ? (admin.tokens as unknown[]) : (admin.tokens = []) as unknown[];
+    sources.set(`admin.tokens[${tokens.length}]`, 'IPGATE_ADMIN_TOKEN');
+    tokens.push({ name: 'env', sha256: createHash('sha256').update(token).digest('hex'), role: 'admin' });
   }
   return sources;
 }

@@ -130,12 +130,12 @@ export const upstreamSchema = z.strictObject({
   bodyTimeoutMs: timeoutMs.optional(),
 });
 
-const basePathSchema = z
+export const basePathSchema = z
   .string()
   .regex(/^\/([A-Za-z0-9._~!$&'()*+,;=:@-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)*)?$/, 'must start with "/", have no empty, "." or ".." segments and no trailing slash')
   .refine((p) => !p.split('/').some((s) => s === '.' || s === '..'), 'must not contain "." or ".." segments');
 
-const hostSchema = z.string().regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'must be a host name, optionally starting with "*."');
+export const hostSchema = z.string().regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'must be a host name, optionally starting with "*."');
 
 /** A policy as written in YAML: the apiops body, with the policy name inside `policy`. */
 const configPolicySchema = policyBindingSchema.superRefine((b, ctx) => {
@@ -200,6 +200,31 @@ const trustedProxySchema = z.string().superRefine((s, ctx) => {
   }
 });
 
+const adminTokenSchema = z.strictObject({
+  name: nameSchema,
+  /** Hex SHA-256 of the token: tokens are never stored in the clear. `printf %s "$TOKEN" | sha256sum` */
+  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be the 64-hex-digit SHA-256 of the token').transform((h) => h.toLowerCase()),
+  role: z.enum(['admin', 'viewer']),
+});
+
+const adminJwtSchema = z
+  .strictObject({
+    algorithm: z.enum(['HS256', 'RS256', 'ES256']),
+    secret: z.string().min(32, 'an HS256 secret must be at least 32 bytes').optional(),
+    publicKeyFile: z.string().min(1).optional(),
+    jwksFile: z.string().min(1).optional(),
+    issuer: z.string().min(1).optional(),
+    audience: z.string().min(1).optional(),
+    roleClaim: z.string().min(1).default('role'),
+    clockToleranceSec: z.number().int().min(0).max(600).default(30),
+  })
+  .superRefine((j, ctx) => {
+    if (j.algorithm === 'HS256' && j.secret === undefined) ctx.addIssue({ code: 'custom', path: ['secret'], message: 'required for HS256' });
+    if (j.algorithm !== 'HS256' && j.publicKeyFile === undefined && j.jwksFile === undefined)
+      ctx.addIssue({ code: 'custom', path: ['publicKeyFile'], message: `publicKeyFile or jwksFile is required for ${j.algorithm}` });
+    if (j.algorithm !== 'HS256' && j.secret !== undefined) ctx.addIssue({ code: 'custom', path: ['secret'], message: `not used with ${j.algorithm}; pin the algorithm to HS256 to use a secret` });
+  });
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const gatewayConfigSchema = z.strictObject({
@@ -222,6 +247,21 @@ export const gatewayConfigSchema = z.strictObject({
     .prefault({}),
   scriptTimeoutMs: z.number().int().min(1).max(10_000).default(100),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
+  admin: z
+    .strictObject({
+      listen: listenSchema.default('127.0.0.1:9090'),
+      tokens: z.array(adminTokenSchema).default([]),
+      jwt: adminJwtSchema.nullable().default(null),
+      /** Large enough for a 1,000,000-entry ipList. */
+      bodyLimitBytes: z.number().int().min(1024).default(128 * 1024 * 1024),
+    })
+    .prefault({}),
+  store: z
+    .strictObject({
+      /** The embedded file store. null: policies come from this file only and admin writes answer 503. */
+      file: z.string().min(1).nullable().default(null),
+    })
+    .prefault({}),
   projects: z.array(projectSchema).default([]),
 });
 

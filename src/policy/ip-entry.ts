@@ -35,14 +35,22 @@ interface Addr {
 
 const fail = (error: string): ParseEntryResult => ({ ok: false, error });
 
-/** Parse a plain address, folding IPv4-mapped IPv6 to IPv4. Null if not an address. */
-function parseAddr(text: string): Addr | null {
+/** Scratch for parseIPv6 (compile time is single threaded too; results are copied out). */
+const scratch = new Uint32Array(4);
+
+/** Parse a plain address as written: IPv4 or IPv6 (mapped addresses stay IPv6). Null if invalid. */
+function parseRaw(text: string): Addr | null {
   const v4 = parseIPv4(text);
   if (v4 >= 0) return { family: 4, words: [v4] };
-  const w = new Uint32Array(4);
-  if (!parseIPv6(text, w)) return null;
-  if (isV4MappedWords(w)) return { family: 4, words: [w[3]!] };
-  return { family: 6, words: Array.from(w) };
+  if (!parseIPv6(text, scratch)) return null;
+  return { family: 6, words: [scratch[0]!, scratch[1]!, scratch[2]!, scratch[3]!] };
+}
+
+/** Parse a plain address, folding IPv4-mapped IPv6 to IPv4. Null if not an address. */
+function parseAddr(text: string): Addr | null {
+  const a = parseRaw(text);
+  if (a && a.family === 6 && isV4MappedWords(a.words)) return { family: 4, words: [a.words[3]!] };
+  return a;
 }
 
 /** Strict decimal without leading zeros ("0" is fine), at most `maxDigits` digits; -1 if not. */
@@ -67,11 +75,15 @@ function wordMask(len: number, wordIndex: number): number {
 }
 
 function maskWords(words: readonly number[], len: number): number[] {
-  return words.map((w, i) => (w & wordMask(len, i)) >>> 0);
+  const out: number[] = [];
+  for (let i = 0; i < words.length; i++) out.push((words[i]! & wordMask(len, i)) >>> 0);
+  return out;
 }
 
 function sameWords(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((w, i) => w === b[i]);
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function compareWords(a: readonly number[], b: readonly number[]): number {
@@ -96,30 +108,20 @@ function single(family: 4 | 6, words: number[], length: number): ParseEntryResul
 function parseCidr(t: string, slash: number): ParseEntryResult {
   const addrText = t.slice(0, slash);
   const lenText = t.slice(slash + 1);
-  let family: 4 | 6;
-  let words: number[];
-  const v4 = parseIPv4(addrText);
-  if (v4 >= 0) {
-    family = 4;
-    words = [v4];
-  } else {
-    const w = new Uint32Array(4);
-    if (!parseIPv6(addrText, w)) return fail(`${t}: "${addrText}" is not a valid IP address`);
-    family = 6;
-    words = Array.from(w);
-  }
+  const addr = parseRaw(addrText);
+  if (!addr) return fail(`${t}: "${addrText}" is not a valid IP address`);
+  const { family, words } = addr;
   const max = family === 4 ? 32 : 128;
   const len = parseDecimal(lenText, 3);
   if (len < 0 || len > max) return fail(`${t}: prefix length must be a decimal number from 0 to ${max}`);
+  const mapped = family === 6 && isV4MappedWords(words);
+  if (mapped && len < 96) return fail(`${t}: an IPv4-mapped prefix shorter than /96 would mix IPv4 and IPv6`);
   const network = maskWords(words, len);
   if (!sameWords(network, words)) {
     const meant = family === 4 ? formatIPv4(network[0]!) : formatIPv6(network);
     return fail(`${t}: host bits set, did you mean ${meant}/${len}?`);
   }
-  if (family === 6 && isV4MappedWords(words)) {
-    if (len < 96) return fail(`${t}: an IPv4-mapped prefix shorter than /96 would mix IPv4 and IPv6`);
-    return single(4, [words[3]!], len - 96);
-  }
+  if (mapped) return single(4, [words[3]!], len - 96);
   return single(family, words, len);
 }
 

@@ -177,62 +177,53 @@ export interface FamilyTrie {
   objects: number;
 }
 
-/** Prefix storage of one family in flat typed arrays. */
+/**
+ * Prefix storage of one family: one flat Uint32Array of records of r = w + 2 words,
+ * [network words..., length << 1 | action, entryId] (the layout sortPrefixes sorts in place).
+ */
 class PrefixStore {
   readonly w: number; // 32-bit words per address
+  readonly r: number; // words per record
   count = 0;
-  words: Uint32Array;
-  lens: Uint8Array;
-  actions: Uint8Array;
-  ids: Int32Array;
+  rec: Uint32Array;
 
   constructor(w: number) {
     this.w = w;
-    this.words = new Uint32Array(16 * w);
-    this.lens = new Uint8Array(16);
-    this.actions = new Uint8Array(16);
-    this.ids = new Int32Array(16);
+    this.r = w + 2;
+    this.rec = new Uint32Array(16 * this.r);
   }
 
   push(words: readonly number[], len: number, action: number, id: number): void {
-    if (this.count === this.lens.length) this.grow();
-    const i = this.count++;
+    if ((this.count + 1) * this.r > this.rec.length) {
+      const rec = new Uint32Array(this.rec.length * 2);
+      rec.set(this.rec);
+      this.rec = rec;
+    }
     const w = this.w;
+    const o = this.count++ * this.r;
     for (let k = 0; k < w; k++) {
       const bits = len - k * 32;
       const mask = bits >= 32 ? 0xffffffff : bits <= 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-      this.words[i * w + k] = (words[k]! & mask) >>> 0;
+      this.rec[o + k] = (words[k]! & mask) >>> 0; // host bits are dropped
     }
-    this.lens[i] = len;
-    this.actions[i] = action;
-    this.ids[i] = id;
-  }
-
-  private grow(): void {
-    const cap = this.lens.length * 2;
-    const words = new Uint32Array(cap * this.w);
-    words.set(this.words);
-    this.words = words;
-    const lens = new Uint8Array(cap);
-    lens.set(this.lens);
-    this.lens = lens;
-    const actions = new Uint8Array(cap);
-    actions.set(this.actions);
-    this.actions = actions;
-    const ids = new Int32Array(cap);
-    ids.set(this.ids);
-    this.ids = ids;
+    this.rec[o + w] = (len << 1) | action;
+    this.rec[o + w + 1] = id;
   }
 }
 
 /** Interning table for (allow, deny) pairs: open addressing over typed arrays. */
 class PairTable {
   count = 0;
-  allow = new Int32Array(1024);
-  deny = new Int32Array(1024);
-  private table = new Int32Array(2048).fill(-1);
+  allow: Int32Array;
+  deny: Int32Array;
+  private table: Int32Array;
 
-  constructor() {
+  constructor(expected: number) {
+    let size = 2048;
+    while (size < expected * 2) size *= 2;
+    this.table = new Int32Array(size).fill(-1);
+    this.allow = new Int32Array(Math.max(1024, expected));
+    this.deny = new Int32Array(Math.max(1024, expected));
     this.intern(NO_ENTRY, NO_ENTRY); // leaf 0
   }
 
@@ -282,66 +273,65 @@ class PairTable {
   }
 }
 
-/** Stable LSD radix sort of prefix indices by (address, length). */
-function sortPrefixes(store: PrefixStore): Uint32Array {
-  const n = store.count;
-  const w = store.w;
-  let a = new Uint32Array(n);
-  let b = new Uint32Array(n);
-  for (let i = 0; i < n; i++) a[i] = i;
-  if (n < 2) return a;
-  const count = new Uint32Array(65536);
-  const words = store.words;
-  const lens = store.lens;
-  // Least significant key first: length, then address digits from the last word's low half up.
-  {
-    count.fill(0);
-    for (let i = 0; i < n; i++) count[lens[i]!]!++;
-    if (count[lens[0]!] !== n) {
-      let sum = 0;
-      for (let v = 0; v <= 128; v++) {
-        const c = count[v]!;
-        count[v] = sum;
-        sum += c;
-      }
-      for (let i = 0; i < n; i++) {
-        const idx = a[i]!;
-        b[count[lens[idx]!]!++] = idx;
-      }
-      const t = a;
-      a = b;
-      b = t;
-    }
-  }
-  for (let k = w - 1; k >= 0; k--) {
-    for (let shift = 0; shift <= 16; shift += 16) {
-      count.fill(0);
-      for (let i = 0; i < n; i++) count[(words[i * w + k]! >>> shift) & 0xffff]!++;
-      if (count[(words[k]! >>> shift) & 0xffff] === n) continue; // all equal: nothing to do
-      let sum = 0;
-      for (let v = 0; v < 65536; v++) {
-        const c = count[v]!;
-        count[v] = sum;
-        sum += c;
-      }
-      for (let i = 0; i < n; i++) {
-        const idx = a[i]!;
-        b[count[(words[idx * w + k]! >>> shift) & 0xffff]!++] = idx;
-      }
-      const t = a;
-      a = b;
-      b = t;
-    }
-  }
-  return a;
+/**
+ * One family's prefixes sorted by (address, length), as records of r = w + 2 words:
+ * [address words..., length << 1 | action, entryId].
+ */
+interface SortedPrefixes {
+  n: number;
+  r: number;
+  rec: Uint32Array;
 }
 
-/** Leaf-pushed intervals of one family: boundary addresses (ascending) with the pair from there on. */
+/**
+ * Stable LSD radix sort of the prefixes by (address, length), moving whole records
+ * [address words..., length << 1 | action, entryId] rather than an index array: every pass then
+ * reads sequentially and writes into 2048 sequential streams, instead of reading the keys at random
+ * (which on a 1M-entry list costs a cache miss per element per pass). 11-bit digits, three per
+ * 32-bit word; passes whose digit is the same for every record are skipped.
+ */
+function sortPrefixes(store: PrefixStore): SortedPrefixes {
+  const n = store.count;
+  const w = store.w;
+  const r = store.r;
+  let src: Uint32Array = store.rec; // sorted in place (it stays a permutation of the same records)
+  let dst: Uint32Array = new Uint32Array(n * r);
+  const count = new Uint32Array(2048);
+  // Least significant key first: the length (bits 1..8 of the length/action field), then the
+  // address from its last word's low bits up. [field, shift, mask] per pass.
+  const passes: number[] = [w, 1, 0xff];
+  for (let k = w - 1; k >= 0; k--) passes.push(k, 0, 0x7ff, k, 11, 0x7ff, k, 22, 0x3ff);
+  for (let q = 0; q < passes.length; q += 3) {
+    const field = passes[q]!;
+    const shift = passes[q + 1]!;
+    const mask = passes[q + 2]!;
+    count.fill(0);
+    for (let i = 0; i < n; i++) count[(src[i * r + field]! >>> shift) & mask]!++;
+    if (n === 0 || count[(src[field]! >>> shift) & mask] === n) continue; // one digit value: nothing to do
+    let sum = 0;
+    for (let v = 0; v <= mask; v++) {
+      const c = count[v]!;
+      count[v] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const o = i * r;
+      const at = count[(src[o + field]! >>> shift) & mask]!++ * r;
+      for (let k = 0; k < r; k++) dst[at + k] = src[o + k]!;
+    }
+    const t = src;
+    src = dst;
+    dst = t;
+  }
+  return { n, r, rec: src };
+}
+
+/** Leaf-pushed intervals of one family: boundary addresses (ascending) with the leaf from there on. */
 interface Intervals {
   n: number;
   starts: Uint32Array; // n * w words
-  values: Int32Array; // pair id per interval
-  tz: Uint8Array; // trailing zero bits of each start (bits for 0)
+  values: Int32Array; // leaf (pair) id per interval
+  tz: Uint8Array; // trailing zero bits of each start (w * 32 for address 0)
 }
 
 function compareAt(a: Uint32Array, ai: number, b: Uint32Array, bi: number, w: number): number {
@@ -353,126 +343,148 @@ function compareAt(a: Uint32Array, ai: number, b: Uint32Array, bi: number, w: nu
   return 0;
 }
 
-/** Sweep the sorted prefixes with a stack of enclosing prefixes into disjoint merged intervals. */
-function sweep(store: PrefixStore, order: Uint32Array, pairs: PairTable): Intervals {
-  const w = store.w;
-  const bits = w * 32;
-  const n = store.count;
-  const words = store.words;
-  const lens = store.lens;
-  const actions = store.actions;
-  const ids = store.ids;
+/**
+ * Sweeps the sorted prefixes with a stack of enclosing prefixes into the disjoint, merged,
+ * leaf-pushed intervals. Each stack entry carries the interned leaf of "inside this prefix and
+ * no deeper one", so a leaf is interned once per prefix, not once per interval. (A class rather
+ * than closures so that V8 keeps the counters in fields it can optimise, not in context slots.)
+ */
+class Sweep {
+  private readonly w: number;
+  private readonly bits: number;
+  private readonly pairs: PairTable;
+  // The prefixes in sorted order: records of r words (see SortedPrefixes).
+  private readonly rec: Uint32Array;
+  private readonly r: number;
+  private readonly n: number;
+  /** Interval starts (w words each) and the leaf from each start on. */
+  readonly starts: Uint32Array;
+  readonly values: Int32Array;
+  nb = 1; // interval 0 starts at address 0 with leaf 0 = (NO_ENTRY, NO_ENTRY)
+  // Stack of enclosing prefixes (strictly nested, so depth <= bits + 1).
+  private readonly stEnd: Uint32Array;
+  private readonly stIdx: Int32Array; // offset of the entry's record in rec
+  private readonly stAllow: Int32Array;
+  private readonly stAllowLen: Int32Array;
+  private readonly stDeny: Int32Array;
+  private readonly stDenyLen: Int32Array;
+  private readonly stLeaf: Int32Array;
+  private sp = 0;
+  private readonly pos: Uint32Array; // scratch: a prefix end + 1
 
-  const cap = 2 * n + 2;
-  const starts = new Uint32Array(cap * w);
-  const bAllow = new Int32Array(cap);
-  const bDeny = new Int32Array(cap);
-  let nb = 1; // starts[0..w) = 0, value (NO_ENTRY, NO_ENTRY)
-  bAllow[0] = NO_ENTRY;
-  bDeny[0] = NO_ENTRY;
+  constructor(w: number, sorted: SortedPrefixes, pairs: PairTable) {
+    const n = sorted.n;
+    this.w = w;
+    this.bits = w * 32;
+    this.pairs = pairs;
+    this.n = n;
+    this.rec = sorted.rec;
+    this.r = sorted.r;
+    const cap = 2 * n + 2;
+    this.starts = new Uint32Array(cap * w);
+    this.values = new Int32Array(cap);
+    const depth = this.bits + 2;
+    this.stEnd = new Uint32Array(depth * w);
+    this.stIdx = new Int32Array(depth);
+    this.stAllow = new Int32Array(depth);
+    this.stAllowLen = new Int32Array(depth);
+    this.stDeny = new Int32Array(depth);
+    this.stDenyLen = new Int32Array(depth);
+    this.stLeaf = new Int32Array(depth);
+    this.pos = new Uint32Array(w);
+  }
 
-  // Strictly nested distinct prefixes: depth <= bits + 1.
-  const depth = bits + 2;
-  const stEnd = new Uint32Array(depth * w);
-  const stIdx = new Int32Array(depth);
-  const stAllow = new Int32Array(depth);
-  const stAllowLen = new Int32Array(depth);
-  const stDeny = new Int32Array(depth);
-  const stDenyLen = new Int32Array(depth);
-  let sp = 0;
-  const pos = new Uint32Array(w); // scratch: end + 1
-
-  const emit = (src: Uint32Array, si: number, allow: number, deny: number): void => {
-    const last = nb - 1;
-    if (compareAt(starts, last * w, src, si, w) === 0) {
-      if (last >= 1 && bAllow[last - 1] === allow && bDeny[last - 1] === deny) nb--;
-      else {
-        bAllow[last] = allow;
-        bDeny[last] = deny;
-      }
+  /** From address src[si..si+w) on, the answer is `leaf`. Positions never decrease. */
+  private emit(src: Uint32Array, si: number, leaf: number): void {
+    const w = this.w;
+    const last = this.nb - 1;
+    if (compareAt(this.starts, last * w, src, si, w) === 0) {
+      // Same start as the last interval: replace its leaf (merging it into the one before).
+      if (last >= 1 && this.values[last - 1] === leaf) this.nb = last;
+      else this.values[last] = leaf;
       return;
     }
-    if (bAllow[last] === allow && bDeny[last] === deny) return;
-    for (let k = 0; k < w; k++) starts[nb * w + k] = src[si + k]!;
-    bAllow[nb] = allow;
-    bDeny[nb] = deny;
-    nb++;
-  };
+    if (this.values[last] === leaf) return; // same leaf: extend the last interval
+    const at = this.nb * w;
+    for (let k = 0; k < w; k++) this.starts[at + k] = src[si + k]!;
+    this.values[this.nb++] = leaf;
+  }
 
-  /** Pop the top; emit the change at its end + 1 unless it ends at the top of the address space. */
-  const pop = (): void => {
-    sp--;
+  /** Pop the top prefix: from its end + 1 on, the enclosing prefix (or nothing) answers. */
+  private pop(): void {
+    const w = this.w;
+    const sp = --this.sp;
     const e = sp * w;
+    const pos = this.pos;
     let carry = 1;
     for (let k = w - 1; k >= 0; k--) {
-      const v = stEnd[e + k]! + carry;
+      const v = this.stEnd[e + k]! + carry;
       if (v > 0xffffffff) {
         pos[k] = 0;
-        carry = 1;
       } else {
         pos[k] = v;
         carry = 0;
       }
     }
-    if (carry) return; // ended at all-ones
-    if (sp > 0) emit(pos, 0, stAllow[sp - 1]!, stDeny[sp - 1]!);
-    else emit(pos, 0, NO_ENTRY, NO_ENTRY);
-  };
-
-  for (let oi = 0; oi < n; oi++) {
-    const i = order[oi]!;
-    const si = i * w;
-    while (sp > 0 && compareAt(stEnd, (sp - 1) * w, words, si, w) < 0) pop();
-    const len = lens[i]!;
-    const action = actions[i]!;
-    const id = ids[i]!;
-    const top = sp - 1;
-    if (top >= 0 && lens[stIdx[top]!] === len && compareAt(words, stIdx[top]! * w, words, si, w) === 0) {
-      // Duplicate of the top prefix: the smallest entryId of each action wins.
-      if (action === 0) {
-        if (stAllowLen[top] !== len || id < stAllow[top]!) {
-          stAllow[top] = id;
-          stAllowLen[top] = len;
-        }
-      } else if (stDenyLen[top] !== len || id < stDeny[top]!) {
-        stDeny[top] = id;
-        stDenyLen[top] = len;
-      }
-    } else {
-      const t = sp++;
-      stIdx[t] = i;
-      for (let k = 0; k < w; k++) {
-        const hostBits = bits - len - (w - 1 - k) * 32; // low bits of word k outside the prefix
-        const hostMask = hostBits >= 32 ? 0xffffffff : hostBits <= 0 ? 0 : (1 << hostBits) - 1;
-        stEnd[t * w + k] = (words[si + k]! | hostMask) >>> 0;
-      }
-      if (t > 0) {
-        stAllow[t] = stAllow[t - 1]!;
-        stAllowLen[t] = stAllowLen[t - 1]!;
-        stDeny[t] = stDeny[t - 1]!;
-        stDenyLen[t] = stDenyLen[t - 1]!;
-      } else {
-        stAllow[t] = NO_ENTRY;
-        stAllowLen[t] = -1;
-        stDeny[t] = NO_ENTRY;
-        stDenyLen[t] = -1;
-      }
-      if (action === 0) {
-        stAllow[t] = id;
-        stAllowLen[t] = len;
-      } else {
-        stDeny[t] = id;
-        stDenyLen[t] = len;
-      }
-    }
-    emit(words, si, stAllow[sp - 1]!, stDeny[sp - 1]!);
+    if (carry) return; // it ended at the top of the address space
+    this.emit(pos, 0, sp > 0 ? this.stLeaf[sp - 1]! : 0);
   }
-  while (sp > 0) pop();
 
-  const values = new Int32Array(nb);
+  run(): void {
+    const w = this.w;
+    const r = this.r;
+    const bits = this.bits;
+    const { rec, stEnd, stIdx, stAllow, stAllowLen, stDeny, stDenyLen, stLeaf } = this;
+    for (let i = 0; i < this.n; i++) {
+      const si = i * r; // address words at rec[si .. si + w)
+      while (this.sp > 0 && compareAt(stEnd, (this.sp - 1) * w, rec, si, w) < 0) this.pop();
+      const la = rec[si + w]!;
+      const len = la >>> 1;
+      const action = la & 1;
+      const id = rec[si + w + 1]!;
+      const top = this.sp - 1;
+      if (top >= 0 && rec[stIdx[top]! + w]! >>> 1 === len && compareAt(rec, stIdx[top]!, rec, si, w) === 0) {
+        // Duplicate of the top prefix: the smallest entryId of each action wins.
+        if (action === 0) {
+          if (stAllowLen[top] !== len || id < stAllow[top]!) {
+            stAllow[top] = id;
+            stAllowLen[top] = len;
+          }
+        } else if (stDenyLen[top] !== len || id < stDeny[top]!) {
+          stDeny[top] = id;
+          stDenyLen[top] = len;
+        }
+        stLeaf[top] = this.pairs.intern(stAllow[top]!, stDeny[top]!);
+      } else {
+        const t = this.sp++;
+        stIdx[t] = si;
+        for (let k = 0; k < w; k++) {
+          const hostBits = bits - len - (w - 1 - k) * 32; // low bits of word k outside the prefix
+          const hostMask = hostBits >= 32 ? 0xffffffff : hostBits <= 0 ? 0 : (1 << hostBits) - 1;
+          stEnd[t * w + k] = (rec[si + k]! | hostMask) >>> 0;
+        }
+        // Longer than everything below it on the stack, so it is the most specific of its action.
+        const inherit = t > 0;
+        stAllow[t] = action === 0 ? id : inherit ? stAllow[t - 1]! : NO_ENTRY;
+        stAllowLen[t] = action === 0 ? len : inherit ? stAllowLen[t - 1]! : -1;
+        stDeny[t] = action === 1 ? id : inherit ? stDeny[t - 1]! : NO_ENTRY;
+        stDenyLen[t] = action === 1 ? len : inherit ? stDenyLen[t - 1]! : -1;
+        stLeaf[t] = this.pairs.intern(stAllow[t]!, stDeny[t]!);
+      }
+      this.emit(rec, si, stLeaf[this.sp - 1]!);
+    }
+    while (this.sp > 0) this.pop();
+  }
+}
+
+/** The leaf-pushed intervals of one family, with trailing-zero counts of their starts. */
+function sweep(w: number, sorted: SortedPrefixes, pairs: PairTable): Intervals {
+  const sw = new Sweep(w, sorted, pairs);
+  sw.run();
+  const nb = sw.nb;
+  const starts = sw.starts;
   const tz = new Uint8Array(nb);
   for (let j = 0; j < nb; j++) {
-    values[j] = pairs.intern(bAllow[j]!, bDeny[j]!);
     let z = 0;
     for (let k = w - 1; k >= 0; k--) {
       const x = starts[j * w + k]!;
@@ -485,16 +497,15 @@ function sweep(store: PrefixStore, order: Uint32Array, pairs: PairTable): Interv
     }
     tz[j] = z;
   }
-  return { n: nb, starts: starts.subarray(0, nb * w), values, tz };
+  return { n: nb, starts: starts.subarray(0, nb * w), values: sw.values.subarray(0, nb), tz };
 }
 
-/** Builds the dir / nodes / leaves arrays of one family from its intervals. */
 /** Builds the dir and mem arrays of one family from its intervals. */
 class FamilyTrieBuilder {
   private readonly w: number;
   private readonly bits: number;
   private readonly iv: Intervals;
-  private mem = new Int32Array(1024);
+  private mem: Int32Array;
   private used = 0;
   private objects = 0;
   /** Per recursion depth: the runs of the node being built, as (lo, hi) interval ranges or (-1, leaf). */
@@ -504,6 +515,9 @@ class FamilyTrieBuilder {
     this.w = w;
     this.bits = w * 32;
     this.iv = iv;
+    // Typical need on random lists: ~2 int32 per interval for IPv4, ~6.5 for IPv6 (longer bucket
+    // keys). Sized a little above that so big builds do not grow (copy) at the end; grows if needed.
+    this.mem = new Int32Array(1024 + Math.ceil(iv.n * (w === 1 ? 2.5 : 7)));
   }
 
   /** Bits [p, p+s) of interval start k (never straddles a word). */
@@ -529,29 +543,34 @@ class FamilyTrieBuilder {
     const { n, values, tz } = this.iv;
     const d = directBits(n);
     const dir = new Int32Array(1 << d);
-    const align = this.bits - d;
+    const align = this.bits - d; // a start with this many trailing zeros begins a dir slot
+    // Walk the boundaries (not the slots): slots without a boundary strictly inside are leaves.
+    let c = 0; // next slot to fill
+    let cur = 0; // the interval containing slot c's first address
     let k = 1;
-    let cur = 0;
-    let ck = k < n ? this.chunk(k, 0, d) : -1;
-    for (let c = 0; c < dir.length; c++) {
+    while (k < n) {
+      const ck = this.chunk(k, 0, d);
+      if (c < ck) dir.fill(~values[cur]!, c, ck);
       let lo = cur;
-      if (ck === c && tz[k]! >= align) {
-        lo = cur = k;
+      if (tz[k]! >= align) {
+        lo = cur = k; // a boundary exactly at the slot start
         k++;
-        ck = k < n ? this.chunk(k, 0, d) : -1;
       }
-      if (ck === c) {
-        while (ck === c) {
-          k++;
-          ck = k < n ? this.chunk(k, 0, d) : -1;
-        }
-        cur = k - 1;
-        dir[c] = this.block(d, lo, k, 0);
+      let hi = k;
+      while (hi < n && this.chunk(hi, 0, d) === ck) hi++;
+      if (hi > k) {
+        cur = hi - 1;
+        dir[ck] = this.block(d, lo, hi, 0);
       } else {
-        dir[c] = ~values[lo]!;
+        dir[ck] = ~values[lo]!;
       }
+      k = hi;
+      c = ck + 1;
     }
-    return { dir, mem: this.mem.slice(0, this.used), d, objects: this.objects };
+    if (c < dir.length) dir.fill(~values[cur]!, c);
+    // Trim, unless the slack is small (a copy of a big buffer costs more than the bytes it saves).
+    const mem = this.used < this.mem.length - (this.mem.length >>> 3) ? this.mem.slice(0, this.used) : this.mem;
+    return { dir, mem, d, objects: this.objects };
   }
 
   /**
@@ -667,11 +686,10 @@ export class IpTrieBuilder {
   }
 
   build(): IpTrie {
-    const pairs = new PairTable();
+    const pairs = new PairTable(Math.min(this.v4.count + this.v6.count + 2, 1 << 24));
     const tries: FamilyTrie[] = [];
     for (const store of [this.v4, this.v6]) {
-      const order = sortPrefixes(store);
-      const iv = sweep(store, order, pairs);
+      const iv = sweep(store.w, sortPrefixes(store), pairs);
       tries.push(new FamilyTrieBuilder(store.w, iv).build());
     }
     return new IpTrie(

@@ -81,7 +81,7 @@ export interface TestGateway {
 
 /** Start a gateway from a config object (written as YAML, so the real loader validates it). */
 export async function startGateway(config: Record<string, unknown>, opts: { now?: () => number; env?: Record<string, string> } = {}): Promise<TestGateway> {
-  const text = stringify({ listen: '127.0.0.1:0', log: { level: 'info' }, ...config });
+  const text = stringify({ listen: '127.0.0.1:0', log: { level: 'info' }, admin: { listen: '127.0.0.1:0' }, ...config });
   const parsed = parseConfigText(text, 'test-config.yaml', opts.env ?? {});
   const logs = new LogCapture();
   const gateway = await Gateway.start({ config: parsed, logStream: logs, now: opts.now, processMetrics: false });
@@ -138,6 +138,10 @@ export function send(port: number, path: string, opts: SendOptions = {}): Promis
         headers[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
       }
     } else Object.assign(headers, opts.headers);
+    // Node frames a GET/DELETE body only when told its length.
+    if (opts.body !== undefined && !Object.keys(headers).some((k) => k.toLowerCase() === 'content-length' || k.toLowerCase() === 'transfer-encoding')) {
+      headers['content-length'] = String(Buffer.byteLength(opts.body));
+    }
     const req = httpRequest({
       host: opts.host ?? '127.0.0.1',
       port,

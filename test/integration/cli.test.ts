@@ -80,6 +80,7 @@ describe('ipgate CLI', () => {
     writeFileSync(
       file,
       `listen: 127.0.0.1:${gwPort}
+admin: { listen: "127.0.0.1:0" }
 projects:
   - name: demo
     apiProxies:

@@ -1,0 +1,228 @@
+/**
+ * Policy endpoints, exactly as Apinizer's document gives them:
+ *   GET    /apiops/projects/{p}/apiProxies/{a}/policies/
+ *   POST   /apiops/projects/{p}/apiProxies/{a}/policies/{name}/   add
+ *   PUT    /apiops/projects/{p}/apiProxies/{a}/policies/{name}/   update
+ *   DELETE /apiops/projects/{p}/apiProxies/{a}/policies/{name}/   delete
+ * plus GET on a single policy, which returns it with its ETag.
+ *
+ * Positions: the proxy keeps its policies in one array; `order` is the 1-based position among the
+ * policies of the same pipeline. It is computed on read, not stored, so it can never go stale.
+ */
+import { z } from 'zod';
+import { policyBindingSchema } from '../../config/schema.js';
+import type { PolicyBinding, TargetPipeline } from '../../policy/model.js';
+import type { ProxyRecord, StoreData } from '../store/state.js';
+import { AdminError } from './errors.js';
+import type { Route } from './router.js';
+import { checkIfMatch, etagOf, findProject, findProxy, type AdminService } from './service.js';
+
+const deleteBodySchema = z.strictObject({
+  operationMetadata: z
+    .strictObject({
+      targetScope: z.enum(['ALL', 'ENDPOINT']).optional(),
+      targetPipeline: z.enum(['REQUEST', 'RESPONSE', 'ERROR']).optional(),
+      deploy: z.boolean().optional(),
+      deployTargetEnvironmentNameList: z.array(z.string()).optional(),
+    })
+    .optional(),
+});
+
+function indexOfPolicy(r: ProxyRecord, name: string): number {
+  return r.draft.policies.findIndex((b) => b.policy.name.toLowerCase() === name.toLowerCase());
+}
+
+function orderOf(r: ProxyRecord, index: number): number {
+  const pipeline = r.draft.policies[index]!.operationMetadata.targetPipeline;
+  let n = 0;
+  for (let i = 0; i <= index; i++) if (r.draft.policies[i]!.operationMetadata.targetPipeline === pipeline) n++;
+  return n;
+}
+
+/** The binding as the API shows it: policy fields (name included) and its metadata with `order`. */
+function view(r: ProxyRecord, index: number): Record<string, unknown> {
+  const b = r.draft.policies[index]!;
+  return {
+    ...b.policy,
+    targetVariableForIP: b.policy.targetVariableForIP ?? null,
+    operationMetadata: { ...b.operationMetadata, deploy: undefined, deployTargetEnvironmentNameList: undefined, order: orderOf(r, index) },
+  };
+}
+
+/** Insert `b` so that it is the `order`-th policy of its pipeline (null or past the end: last). */
+function insertAt(list: PolicyBinding[], b: PolicyBinding, order: number | null | undefined): void {
+  const pipeline: TargetPipeline = b.operationMetadata.targetPipeline;
+  if (order !== null && order !== undefined) {
+    let n = 0;
+    for (let i = 0; i < list.length; i++) {
+      if (list[i]!.operationMetadata.targetPipeline !== pipeline) continue;
+      n++;
+      if (n === order) {
+        list.splice(i, 0, b);
+        return;
+      }
+    }
+  }
+  list.push(b);
+}
+
+/** Stored bindings carry no deploy options and no order: those belong to the request, not the policy. */
+function stored(b: z.output<typeof policyBindingSchema>, name: string): PolicyBinding {
+  const { deploy: _d, deployTargetEnvironmentNameList: _l, order: _o, ...meta } = b.operationMetadata;
+  return { operationMetadata: meta, policy: { ...b.policy, name } };
+}
+
+/** Environments a write deploys to: the list given, else every environment the proxy is deployed to. */
+export function deployTargets(d: StoreData, r: ProxyRecord, list: readonly string[] | undefined): string[] {
+  const names = list !== undefined && list.length > 0 ? list : Object.keys(r.deployments);
+  return names.map((n) => {
+    const e = d.environments.find((x) => x.name.toLowerCase() === n.toLowerCase());
+    if (e === undefined) throw new AdminError('NOT_FOUND', `no environment ${JSON.stringify(n)}`, [{ path: 'operationMetadata.deployTargetEnvironmentNameList', message: `unknown environment ${n}` }]);
+    return e.name;
+  });
+}
+
+/** Deploy the proxy's working copy to `envs` at the revision being written. */
+export function deployTo(d: StoreData, r: ProxyRecord, envs: readonly string[], actor: string): void {
+  const at = new Date().toISOString();
+  for (const env of envs) r.deployments[env] = { revision: d.revision + 1, deployedAt: at, deployedBy: actor, proxy: structuredClone(r.draft) };
+}
+
+function deploymentBody(results: { success: boolean }[]): Record<string, unknown> {
+  return { success: true, deploymentResult: { success: results.every((x) => x.success), deploymentResults: results } };
+}
+
+export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
+  const base = '/apiops/projects/:project/apiProxies/:proxy/policies/';
+  return [
+    {
+      method: 'GET',
+      path: base,
+      handler: async (c) => {
+        const r = findProxy(findProject(svc.data(), c.params.project!), c.params.proxy!);
+        const list = (pipeline: TargetPipeline) => r.draft.policies.flatMap((b, i) => (b.operationMetadata.targetPipeline === pipeline ? [view(r, i)] : []));
+        return {
+          body: {
+            success: true,
+            resultList: [{ apiProxy: { name: r.draft.name, requestPolicyList: list('REQUEST'), responsePolicyList: list('RESPONSE'), errorPolicyList: list('ERROR') } }],
+            resultCount: 1,
+          },
+          etag: etagOf(r.version),
+        };
+      },
+    },
+    {
+      method: 'GET',
+      path: `${base}:policy/`,
+      handler: async (c) => {
+        const r = findProxy(findProject(svc.data(), c.params.project!), c.params.proxy!);
+        const i = indexOfPolicy(r, c.params.policy!);
+        if (i === -1) throw new AdminError('NOT_FOUND', `no policy ${JSON.stringify(c.params.policy)} on API proxy ${r.draft.name}`);
+        return { body: { success: true, policy: view(r, i) }, etag: etagOf(r.version) };
+      },
+    },
+    {
+      method: 'POST',
+      path: `${base}:policy/`,
+      write: true,
+      handler: async (c) => {
+        const body = await c.json(policyBindingSchema, bodyLimit);
+        const name = c.params.policy!;
+        if (body.policy.name !== undefined && body.policy.name.toLowerCase() !== name.toLowerCase()) {
+          throw new AdminError('BAD_REQUEST', 'policy.name differs from the name in the URL', [{ path: 'policy.name', message: `must be ${name} or absent` }]);
+        }
+        const out = await svc.write({
+          actor: c.actor,
+          action: 'policy.add',
+          target: `${c.params.project}/${c.params.proxy}/policies/${name}`,
+          project: c.params.project!,
+          proxy: c.params.proxy!,
+          mutate: (d) => {
+            const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
+            checkIfMatch(c.ifMatch, r.version);
+            if (indexOfPolicy(r, name) !== -1) throw new AdminError('CONFLICT', `a policy named ${JSON.stringify(name)} already exists on API proxy ${r.draft.name} (names are case-insensitive)`);
+            const b = stored(body, name);
+            insertAt(r.draft.policies, b, body.operationMetadata.order);
+            r.version++;
+            const deployed = body.operationMetadata.deploy === false ? [] : deployTargets(d, r, body.operationMetadata.deployTargetEnvironmentNameList);
+            deployTo(d, r, deployed, c.actor);
+            return { result: r.version, deployed, before: null, after: b };
+          },
+        });
+        return { body: deploymentBody(out.deploymentResults), etag: etagOf(out.result) };
+      },
+    },
+    {
+      method: 'PUT',
+      path: `${base}:policy/`,
+      write: true,
+      handler: async (c) => {
+        const body = await c.json(policyBindingSchema, bodyLimit);
+        const name = c.params.policy!;
+        const out = await svc.write({
+          actor: c.actor,
+          action: 'policy.update',
+          target: `${c.params.project}/${c.params.proxy}/policies/${name}`,
+          project: c.params.project!,
+          proxy: c.params.proxy!,
+          mutate: (d) => {
+            const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
+            checkIfMatch(c.ifMatch, r.version);
+            const i = indexOfPolicy(r, name);
+            if (i === -1) throw new AdminError('NOT_FOUND', `no policy ${JSON.stringify(name)} on API proxy ${r.draft.name}`);
+            const old = r.draft.policies[i]!;
+            if (old.policy.type !== body.policy.type) {
+              throw new AdminError('BAD_REQUEST', `an update may not change the policy type (${old.policy.type})`, [{ path: 'policy.type', message: `must stay ${old.policy.type}` }]);
+            }
+            if (body.policy.name !== undefined && body.policy.name.toLowerCase() !== name.toLowerCase()) {
+              throw new AdminError('BAD_REQUEST', 'policy.name differs from the name in the URL', [{ path: 'policy.name', message: `must be ${name} or absent` }]);
+            }
+            const b = stored(body, old.policy.name);
+            const order = body.operationMetadata.order;
+            if ((order === null || order === undefined) && b.operationMetadata.targetPipeline === old.operationMetadata.targetPipeline) {
+              r.draft.policies[i] = b; // null keeps the position
+            } else {
+              r.draft.policies.splice(i, 1);
+              insertAt(r.draft.policies, b, order);
+            }
+            r.version++;
+            const deployed = body.operationMetadata.deploy === false ? [] : deployTargets(d, r, body.operationMetadata.deployTargetEnvironmentNameList);
+            deployTo(d, r, deployed, c.actor);
+            return { result: r.version, deployed, before: old, after: b };
+          },
+        });
+        return { body: deploymentBody(out.deploymentResults), etag: etagOf(out.result) };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: `${base}:policy/`,
+      write: true,
+      handler: async (c) => {
+        const body = await c.json(deleteBodySchema, bodyLimit, true);
+        const name = c.params.policy!;
+        const out = await svc.write({
+          actor: c.actor,
+          action: 'policy.delete',
+          target: `${c.params.project}/${c.params.proxy}/policies/${name}`,
+          project: c.params.project!,
+          proxy: c.params.proxy!,
+          mutate: (d) => {
+            const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
+            checkIfMatch(c.ifMatch, r.version);
+            const i = indexOfPolicy(r, name);
+            if (i === -1) throw new AdminError('NOT_FOUND', `no policy ${JSON.stringify(name)} on API proxy ${r.draft.name}`);
+            const [old] = r.draft.policies.splice(i, 1);
+            r.version++;
+            // The seed's default for delete is deploy: false.
+            const meta = body.operationMetadata;
+            const deployed = meta?.deploy === true ? deployTargets(d, r, meta.deployTargetEnvironmentNameList) : [];
+            deployTo(d, r, deployed, c.actor);
+            return { result: r.version, deployed, before: old, after: null };
+          },
+        });
+        return { body: deploymentBody(out.deploymentResults), etag: etagOf(out.result) };
+      },
+    },
+  ];
+}

@@ -1,0 +1,82 @@
+/**
+ * The admin listener (default 127.0.0.1:9090). Every /apiops route requires a bearer token;
+ * viewers may read, admins may write. Errors use the one admin envelope (errors.ts).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../../observability/logger.js';
+import { allows, type Authenticator } from '../auth.js';
+import { AdminError } from './errors.js';
+import { makeContext, Router, type Route } from './router.js';
+
+export interface AdminServerOptions {
+  readonly routes: readonly Route[];
+  /** null when no token or JWT is configured: every /apiops request is then refused (fail closed). */
+  readonly auth: Authenticator | null;
+  readonly log: Logger;
+}
+
+export class AdminServer {
+  readonly server: Server;
+  readonly router: Router;
+
+  constructor(private readonly opts: AdminServerOptions) {
+    this.router = new Router(opts.routes);
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => this.fail(res, err));
+    });
+  }
+
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin.invalid');
+    const method = req.method ?? 'GET';
+    if (!url.pathname.startsWith('/apiops/')) throw new AdminError('NOT_FOUND', `no admin route ${url.pathname}`);
+    if (this.opts.auth === null) throw new AdminError('UNAUTHORIZED', 'no admin credentials are configured (admin.tokens, admin.jwt or IPGATE_ADMIN_TOKEN)', [], { 'www-authenticate': 'Bearer' });
+    const authn = await this.opts.auth.authenticate(req.headers.authorization);
+    if (!authn.ok) throw new AdminError('UNAUTHORIZED', authn.description, [], { 'www-authenticate': 'Bearer' });
+    const { route, params } = this.router.match(method, url.pathname);
+    const p = authn.principal;
+    if ((route.write === true || route.method !== 'GET') && !allows(p.role, route.method)) {
+      throw new AdminError('FORBIDDEN', `role ${p.role} may not ${route.method} ${url.pathname}`);
+    }
+    const reply = await route.handler(makeContext(req, params, url.searchParams, p.actor, p.role));
+    const body = JSON.stringify(reply.body);
+    const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' };
+    if (reply.etag !== undefined) headers.etag = reply.etag;
+    res.writeHead(reply.status ?? 200, headers);
+    res.end(method === 'HEAD' ? undefined : body);
+    if (route.method !== 'GET') this.opts.log.info({ event: 'admin_write', actor: p.actor, method, path: url.pathname, status: reply.status ?? 200 }, 'admin write');
+  }
+
+  private fail(res: ServerResponse, err: unknown): void {
+    const e = err instanceof AdminError ? err : new AdminError('INTERNAL_ERROR', 'internal error');
+    if (!(err instanceof AdminError)) this.opts.log.error({ event: 'admin_internal_error', err: (err as Error)?.stack ?? String(err) }, 'admin request failed');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = e.toBody();
+    // Drain nothing more from a request we refuse: close the connection after a 413.
+    if (e.status === 413) res.shouldKeepAlive = false;
+    res.writeHead(e.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...e.headers });
+    res.end(body);
+  }
+}

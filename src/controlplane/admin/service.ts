@@ -1,0 +1,140 @@
+/**
+ * The admin API's operations on the store, independent of HTTP.
+ *
+ * Every write is one serialised store update. Inside it, the changed state is compiled for every
+ * environment the write deploys to (and for this node's own): a change that does not compile is
+ * refused with the compiler's field paths and nothing is written. After the commit, this node's
+ * snapshot is swapped in before the response is sent, so a deploymentResult of success for this
+ * node's environment means "enforced here, now".
+ */
+import type { CompileIssue, CompileResult } from '../../policy/compile.js';
+import type { PolicyState } from '../../policy/model.js';
+import type { Snapshot } from '../../policy/snapshot.js';
+import type { FileStore } from '../store/file-store.js';
+import type { ProjectRecord, ProxyRecord, StoreData } from '../store/state.js';
+import { stateForEnvironment } from '../store/to-state.js';
+import { appendAudit } from './audit.js';
+import { AdminError } from './errors.js';
+
+export interface DeploymentResult {
+  environmentName: string;
+  success: boolean;
+  message: string;
+}
+
+export interface ServiceDeps {
+  readonly store: FileStore | null;
+  /** This node's environment. */
+  readonly environment: string;
+  readonly compile: (state: PolicyState) => CompileResult;
+  /** Swap a compiled snapshot into this node's data plane. */
+  readonly install: (snapshot: Snapshot, state: PolicyState) => void;
+}
+
+export interface WriteOutcome<T> {
+  readonly result: T;
+  readonly data: StoreData;
+  readonly deploymentResults: DeploymentResult[];
+}
+
+export interface WriteSpec<T> {
+  readonly actor: string;
+  readonly action: string;
+  readonly target: string;
+  readonly project: string | null;
+  readonly proxy: string | null;
+  /** Mutates the draft store; returns the result, the environments deployed to, and before/after for the audit. */
+  readonly mutate: (d: StoreData) => { result: T; deployed: readonly string[]; before: unknown; after: unknown };
+}
+
+function issuesToError(env: string, issues: readonly CompileIssue[]): AdminError {
+  return new AdminError(
+    'BAD_REQUEST',
+    `the change does not compile for environment ${env}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+    issues.map((i) => ({ path: i.path, message: i.message })),
+  );
+}
+
+export class AdminService {
+  constructor(private readonly deps: ServiceDeps) {}
+
+  get environment(): string {
+    return this.deps.environment;
+  }
+
+  data(): Readonly<StoreData> {
+    if (this.deps.store === null) throw new AdminError('SERVICE_UNAVAILABLE', 'no store is configured (set store.file or IPGATE_STORE)');
+    return this.deps.store.data;
+  }
+
+  async write<T>(spec: WriteSpec<T>): Promise<WriteOutcome<T>> {
+    const store = this.deps.store;
+    if (store === null) throw new AdminError('SERVICE_UNAVAILABLE', 'no store is configured (set store.file or IPGATE_STORE)');
+    let own: CompileResult | null = null;
+    let deployed: readonly string[] = [];
+    const { data, result } = await store.update((d) => {
+      const m = spec.mutate(d);
+      deployed = m.deployed;
+      // Validate by compiling what each touched environment would enforce at the new revision.
+      const next = { ...d, revision: d.revision + 1 };
+      for (const env of new Set([...m.deployed, this.deps.environment])) {
+        const r = this.deps.compile(stateForEnvironment(next, env));
+        if (!r.ok) throw issuesToError(env, r.issues);
+        if (env === this.deps.environment) own = r;
+      }
+      appendAudit(d, { actor: spec.actor, action: spec.action, target: spec.target, project: spec.project, proxy: spec.proxy, before: m.before, after: m.after });
+      return m.result;
+    });
+    const compiled = own as CompileResult | null;
+    if (compiled !== null && compiled.ok) this.deps.install(compiled.snapshot, stateForEnvironment(data, this.deps.environment));
+    const known = new Set(data.environments.map((e) => e.name));
+    const deploymentResults = deployed.map((env): DeploymentResult => {
+      if (env === this.deps.environment) {
+        return compiled !== null && compiled.ok
+          ? { environmentName: env, success: true, message: `Deployment successful: revision ${data.revision} is enforced` }
+          : { environmentName: env, success: false, message: 'compile failed; the last good revision is still enforced' };
+      }
+      return { environmentName: env, success: false, message: known.has(env) ? 'no live gateway node' : 'unknown environment' };
+    });
+    return { result, data, deploymentResults };
+  }
+}
+
+// ---- lookups shared by the routes (case-insensitive names) ----------------------------------------
+
+export function findProject(d: Readonly<StoreData>, name: string): ProjectRecord {
+  const p = d.projects.find((x) => x.name.toLowerCase() === name.toLowerCase());
+  if (p === undefined) throw new AdminError('NOT_FOUND', `no project ${JSON.stringify(name)}`);
+  return p;
+}
+
+export function findProxy(p: ProjectRecord, name: string): ProxyRecord {
+  const a = p.proxies.find((x) => x.draft.name.toLowerCase() === name.toLowerCase());
+  if (a === undefined) throw new AdminError('NOT_FOUND', `no API proxy ${JSON.stringify(name)} in project ${p.name}`);
+  return a;
+}
+
+export function requireEnvironment(d: Readonly<StoreData>, name: string): string {
+  const e = d.environments.find((x) => x.name.toLowerCase() === name.toLowerCase());
+  if (e === undefined) throw new AdminError('NOT_FOUND', `no environment ${JSON.stringify(name)}`);
+  return e.name;
+}
+
+/** ETag of a versioned resource. */
+export function etagOf(version: number): string {
+  return `"${version}"`;
+}
+
+/** RFC 9110 §13.1.1 If-Match: a stale tag is a 412, so two admins never overwrite each other silently. */
+export function checkIfMatch(ifMatch: string | undefined, version: number): void {
+  if (ifMatch === undefined) return;
+  const tags = ifMatch.split(',').map((t) => t.trim());
+  if (tags.includes('*') || tags.includes(etagOf(version)) || tags.includes(`W/${etagOf(version)}`)) return;
+  throw new AdminError('PRECONDITION_FAILED', `If-Match ${ifMatch} does not match the current ETag ${etagOf(version)}`);
+}
+
+/** Does any deployment of this proxy differ from its working copy? */
+export function redeployRequired(r: ProxyRecord): boolean {
+  const draft = JSON.stringify(r.draft);
+  return Object.values(r.deployments).some((dep) => JSON.stringify(dep.proxy) !== draft);
+}

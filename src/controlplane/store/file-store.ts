@@ -1,0 +1,372 @@
+/**
+ * The embedded control-plane store: one JSON file, written crash-safely, one write at a time.
+ *
+ * File layout (exactly this, on one line, followed by "\n"):
+ *
+ *   {"ipgate":"store","format":1,"sha256":"<hex>","data":<data JSON>}
+ *
+ * where <hex> is the SHA-256 of the UTF-8 bytes of <data JSON> as they appear in the file. The data
+ * is the last member so the reader can hash the exact bytes it parsed; a truncated file is not
+ * parseable, and a flipped bit changes the checksum. The file is written by this module only: a
+ * hand-edited (e.g. re-indented) file is rejected as corrupt rather than guessed at.
+ *
+ * Writes go to a temp file in the same directory (written, fsynced, closed), which is renamed over
+ * the store, after which the directory is fsynced. A crash at any point therefore leaves either the
+ * old or the new complete file, plus perhaps a stray temp file, which `open` removes.
+ *
+ * Fail-closed: `open` throws {@link StoreCorruptError} for anything it cannot fully validate; it never
+ * returns an empty state for a file that exists. A missing file is `null` so the caller decides
+ * whether to create one.
+ *
+ * One FileStore per file: there is no cross-process lock, and two instances on one file would
+ * overwrite each other's writes.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash, randomBytes } from 'node:crypto';
+import { link, open as fsOpen, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { STORE_FORMAT, type StoreData } from './state.js';
+
+const ENVELOPE_FORMAT = 1;
+const ENVELOPE_TAG = 'store';
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+const NEW_FILE_MODE = 0o600;
+
+/** The store file exists but cannot be trusted. Never treat this as "empty". */
+export class StoreCorruptError extends Error {
+  readonly file: string;
+  readonly reason: string;
+
+  constructor(file: string, reason: string, options?: { cause?: unknown }) {
+    super(`store file ${file} is corrupt: ${reason}`, options);
+    this.name = 'StoreCorruptError';
+    this.file = file;
+    this.reason = reason;
+  }
+}
+
+/** Per-process counter so temp names from one process never repeat. */
+let tempCounter = 0;
+
+/** Marks the async context of a running update/replace so a nested call fails instead of deadlocking. */
+const inWrite = new AsyncLocalStorage<{ running: boolean }>();
+
+export class FileStore {
+  readonly file: string;
+  #data: StoreData;
+  #mode: number;
+  /** The end of the write queue. Never rejects (failures are reported to their own caller). */
+  #tail: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  private constructor(file: string, data: StoreData, mode: number) {
+    this.file = file;
+    this.#data = data;
+    this.#mode = mode;
+  }
+
+  /** Opens (does not create) the store. `null` when the file does not exist; throws StoreCorruptError when it cannot be trusted. */
+  static async open(file: string): Promise<FileStore | null> {
+    let handle: FileHandle;
+    try {
+      handle = await fsOpen(file, 'r');
+    } catch (err) {
+      if (errCode(err) === 'ENOENT') return null;
+      throw err; // EACCES, EIO...: not "absent" and not "corrupt"; the caller must see it.
+    }
+    let bytes: Buffer;
+    let mode: number;
+    try {
+      mode = (await handle.stat()).mode & 0o777;
+      bytes = await handle.readFile(); // EISDIR etc. propagate as they are
+    } finally {
+      await handle.close();
+    }
+    const data = decodeStoreFile(file, bytes);
+    await removeStaleTemps(file);
+    return new FileStore(file, data, mode);
+  }
+
+  /** Creates a new store file holding `initial` (its revision kept as given). Fails if the file exists. */
+  static async create(file: string, initial: StoreData): Promise<FileStore> {
+    const { json, committed } = prepare(initial, initial.revision);
+    await removeStaleTemps(file);
+    await writeDurably(file, encodeStoreFile(json), NEW_FILE_MODE, { exclusive: true });
+    return new FileStore(file, committed, NEW_FILE_MODE);
+  }
+
+  /** The last committed state. Deep-frozen: it is exactly what the file holds. */
+  get data(): Readonly<StoreData> {
+    return this.#data;
+  }
+
+  /**
+   * Serialised read-modify-write. `fn` receives a private deep copy of the committed state (made when
+   * its turn comes, so it sees every earlier write) and may mutate it; alternatively it may return a
+   * whole new StoreData-shaped object (format, string epoch, the three arrays), which is then written
+   * instead of the draft. Any other return value (including the current `data` object) is only the
+   * `result`. Throwing/rejecting aborts: nothing is written and the error reaches the caller.
+   * The store forces revision = previous + 1. `fn` must not call update/replace (that is rejected).
+   */
+  update<T>(fn: (draft: StoreData) => T | Promise<T>): Promise<{ data: StoreData; result: T }> {
+    return this.#enqueue(async () => {
+      const current = this.#data;
+      // structuredClone is O(size of the whole store) per update; correctness (no aliasing between
+      // the draft and the committed state) comes first. Very large lists make every write pay it.
+      const draft = structuredClone(current) as StoreData;
+      const marker = { running: true };
+      let result: T;
+      try {
+        result = await inWrite.run(marker, () => fn(draft));
+      } finally {
+        marker.running = false;
+      }
+      const next = result !== draft && result !== current && looksLikeStoreData(result) ? result : draft;
+      const data = await this.#commit(next, current.revision + 1);
+      return { data, result };
+    });
+  }
+
+  /** Replaces everything (import). Serialised; revision = previous + 1 unless `keepRevision`. */
+  replace(next: StoreData, opts?: { keepRevision?: boolean }): Promise<StoreData> {
+    // The revision is read when the job runs (after every earlier queued write), not now.
+    return this.#enqueue(() => this.#commit(next, opts?.keepRevision === true ? next.revision : this.#data.revision + 1));
+  }
+
+  /** Refuses new writes and waits for those already queued (including one in flight). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#tail;
+  }
+
+  #enqueue<R>(job: () => Promise<R>): Promise<R> {
+    if (this.#closed) return Promise.reject(new Error(`store ${this.file} is closed`));
+    if (inWrite.getStore()?.running === true) {
+      return Promise.reject(new Error('FileStore update/replace called from inside an update function (it would wait for itself)'));
+    }
+    const run = this.#tail.then(job);
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #commit(next: StoreData, revision: number): Promise<StoreData> {
+    const { json, committed } = prepare(next, revision);
+    await writeDurably(this.file, encodeStoreFile(json), this.#mode, {
+      // The rename has happened: the file now holds `committed`, so memory must follow even though
+      // the directory entry may not be durable yet (otherwise the next write would reuse this
+      // revision number for different content). The caller still gets the error.
+      afterRename: () => {
+        this.#data = committed;
+      },
+    });
+    this.#data = committed;
+    return committed;
+  }
+}
+
+/**
+ * Serialises `next` with the given revision and validates what would be on disk (after the JSON
+ * round trip, so e.g. a NaN revision or an undefined array is caught here and never written).
+ * Returns the JSON and a frozen, unaliased copy equal to what a later `open` would load.
+ */
+function prepare(next: StoreData, revision: number): { json: string; committed: StoreData } {
+  if (!isPlainObject(next)) throw new TypeError('refusing to write the store: the new state is not an object');
+  const json = JSON.stringify({ ...next, revision }); // throws on cycles/BigInt: nothing written
+  const parsed: unknown = JSON.parse(json);
+  const problem = checkData(parsed);
+  if (problem !== null) throw new TypeError(`refusing to write an invalid store state: ${problem}`);
+  return { json, committed: deepFreeze(parsed as StoreData) };
+}
+
+function encodeStoreFile(dataJson: string): Buffer {
+  const sha = createHash('sha256').update(dataJson, 'utf8').digest('hex');
+  return Buffer.from(`${envelopePrefix(sha)}${dataJson}}\n`, 'utf8');
+}
+
+function envelopePrefix(sha: string): string {
+  return `{"ipgate":"${ENVELOPE_TAG}","format":${ENVELOPE_FORMAT},"sha256":"${sha}","data":`;
+}
+
+/** Validates a store file's bytes completely; throws StoreCorruptError naming the file and the reason. */
+function decodeStoreFile(file: string, bytes: Buffer): StoreData {
+  const corrupt = (reason: string, cause?: unknown): StoreCorruptError =>
+    new StoreCorruptError(file, reason, cause === undefined ? undefined : { cause });
+
+  if (bytes.length === 0) throw corrupt('the file is empty');
+  let text: string;
+  try {
+    // fatal: invalid UTF-8 is corruption, not U+FFFD; ignoreBOM: a BOM stays and fails the parse.
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch (err) {
+    throw corrupt('invalid UTF-8', err);
+  }
+  let envelope: unknown;
+  try {
+    envelope = JSON.parse(text);
+  } catch (err) {
+    throw corrupt(`not valid JSON (${err instanceof Error ? err.message : String(err)})`, err);
+  }
+  if (!isPlainObject(envelope)) throw corrupt('the top level is not a JSON object');
+  if (envelope['ipgate'] !== ENVELOPE_TAG) throw corrupt(`not an ipgate store file (ipgate: ${show(envelope['ipgate'])})`);
+  if (envelope['format'] !== ENVELOPE_FORMAT) throw corrupt(`unsupported envelope format ${show(envelope['format'])}`);
+  const sha = envelope['sha256'];
+  if (typeof sha !== 'string' || !SHA256_HEX.test(sha)) throw corrupt(`bad sha256 field ${show(sha)}`);
+  if (!('data' in envelope)) throw corrupt('the data member is missing');
+
+  // Hash the exact bytes of the data member. Prefix and suffix are ASCII, so char offsets are byte offsets.
+  const prefix = envelopePrefix(sha);
+  const suffixLength = text.endsWith('}\n') ? 2 : text.endsWith('}') ? 1 : -1;
+  if (!text.startsWith(prefix) || suffixLength < 0) {
+    throw corrupt('unexpected envelope layout (the store file is written by ipgate only and must not be edited by hand)');
+  }
+  const actual = createHash('sha256')
+    .update(bytes.subarray(prefix.length, bytes.length - suffixLength))
+    .digest('hex');
+  if (actual !== sha) throw corrupt(`checksum mismatch (recorded ${sha}, computed ${actual})`);
+
+  const data = envelope['data'];
+  const problem = checkData(data);
+  if (problem !== null) throw corrupt(problem);
+  return deepFreeze(data as StoreData);
+}
+
+/** The structural checks every stored state must pass (on open and before every write). */
+function checkData(data: unknown): string | null {
+  if (!isPlainObject(data)) return 'data is not an object';
+  if (data['format'] !== STORE_FORMAT) return `unsupported data format ${show(data['format'])}`;
+  const revision = data['revision'];
+  if (typeof revision !== 'number' || !Number.isSafeInteger(revision) || revision < 0) {
+    return `revision ${show(revision)} is not a non-negative integer`;
+  }
+  if (typeof data['epoch'] !== 'string') return `epoch ${show(data['epoch'])} is not a string`;
+  for (const key of ['environments', 'projects', 'audit'] as const) {
+    const list = data[key];
+    if (!Array.isArray(list)) return `${key} is not an array`;
+    for (let i = 0; i < list.length; i++) {
+      if (!isPlainObject(list[i])) return `${key}[${i}] is not an object`;
+    }
+  }
+  const projects = data['projects'] as Record<string, unknown>[];
+  for (let i = 0; i < projects.length; i++) {
+    const project = projects[i] as Record<string, unknown>;
+    if (!Array.isArray(project['proxies'])) return `projects[${i}].proxies is not an array`;
+    if (!Array.isArray(project['ipGroups'])) return `projects[${i}].ipGroups is not an array`;
+  }
+  return null;
+}
+
+function looksLikeStoreData(value: unknown): value is StoreData {
+  return (
+    isPlainObject(value) &&
+    value['format'] === STORE_FORMAT &&
+    typeof value['epoch'] === 'string' &&
+    Array.isArray(value['environments']) &&
+    Array.isArray(value['projects']) &&
+    Array.isArray(value['audit'])
+  );
+}
+
+/**
+ * temp file (same directory, exclusive create) → write all bytes → fsync → close → rename (or, for
+ * `exclusive`, link, which fails if the target exists) → fsync the directory. The temp file is
+ * removed if anything before the rename fails.
+ */
+async function writeDurably(
+  file: string,
+  bytes: Buffer,
+  mode: number,
+  opts: { exclusive?: boolean; afterRename?: () => void },
+): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}-${tempCounter++}-${randomBytes(4).toString('hex')}`;
+  let handle: FileHandle | undefined;
+  let tmpExists = false;
+  try {
+    handle = await fsOpen(tmp, 'wx', mode);
+    tmpExists = true;
+    await handle.writeFile(bytes); // loops until every byte is written
+    await handle.sync();
+    const h = handle;
+    handle = undefined;
+    await h.close();
+    if (opts.exclusive === true) {
+      await publishExclusive(tmp, file);
+    } else {
+      await rename(tmp, file);
+    }
+    tmpExists = false;
+  } catch (err) {
+    if (handle !== undefined) await handle.close().catch(() => undefined);
+    if (tmpExists) await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  opts.afterRename?.();
+  await fsyncDirectory(dirname(file));
+}
+
+/** Makes `tmp` appear as `file` only if `file` does not exist (atomically, where hard links work). */
+async function publishExclusive(tmp: string, file: string): Promise<void> {
+  try {
+    await link(tmp, file); // EEXIST if the store exists
+  } catch (err) {
+    const code = errCode(err);
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
+    // No hard links on this file system: check, then rename (a small race, only at creation).
+    const exists = await stat(file).then(
+      () => true,
+      (e: unknown) => (errCode(e) === 'ENOENT' ? false : Promise.reject(e)),
+    );
+    if (exists) throw Object.assign(new Error(`EEXIST: store file already exists, ${file}`), { code: 'EEXIST' });
+    await rename(tmp, file);
+    return;
+  }
+  await unlink(tmp).catch(() => undefined); // the store is published; a leftover temp is removed at open
+}
+
+async function fsyncDirectory(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await fsOpen(dir, 'r');
+    await handle.sync();
+  } catch (err) {
+    const code = errCode(err);
+    // Some platforms (Windows) cannot open or fsync a directory; only those codes are tolerated.
+    if (code !== 'EISDIR' && code !== 'EINVAL') throw err;
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+/** Removes `<file>.tmp-*` left by a crash mid-write. Best effort: a leftover is harmless. */
+async function removeStaleTemps(file: string): Promise<void> {
+  const prefix = `${basename(file)}.tmp-`;
+  const dir = dirname(file);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  await Promise.all(names.filter((n) => n.startsWith(prefix)).map((n) => unlink(join(dir, n)).catch(() => undefined)));
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function errCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  const s = JSON.stringify(value) ?? String(value);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
