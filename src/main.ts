@@ -15,6 +15,8 @@ import { Authenticator } from './controlplane/auth.js';
 import { policyRoutes } from './controlplane/admin/routes-policies.js';
 import { resourceRoutes } from './controlplane/admin/routes-resources.js';
 import { AdminServer } from './controlplane/admin/server.js';
+import { auditRoutes } from './controlplane/admin/routes-audit.js';
+import { compileForEnvironment, explainRoutes } from './controlplane/admin/routes-explain.js';
 import { AdminService } from './controlplane/admin/service.js';
 import { FileStore } from './controlplane/store/file-store.js';
 import { seedStore, stateForEnvironment } from './controlplane/store/to-state.js';
@@ -135,7 +137,14 @@ export class Gateway {
       compile: (state) => compileConfig(this.config, state, this.now()),
       install: (snapshot, state) => this.install(snapshot, state),
     });
-    this.admin = new AdminServer({ routes: [...resourceRoutes(service, c.bodyLimitBytes), ...policyRoutes(service, c.bodyLimitBytes)], auth, log: this.log });
+    const compile = (state: PolicyState) => compileConfig(this.config, state, this.now());
+    const routes = [
+      ...resourceRoutes(service, c.bodyLimitBytes),
+      ...policyRoutes(service, c.bodyLimitBytes),
+      ...auditRoutes(service),
+      ...explainRoutes(service, { trust: this.dataPlane.trust, snapshot: () => this.dataPlane.snapshot, compile: compileForEnvironment(service, compile) }, c.bodyLimitBytes),
+    ];
+    this.admin = new AdminServer({ routes, auth, log: this.log });
     const { host, port } = parseListen(c.listen)!;
     this.adminAddr = await this.admin.listen(host, port);
   }

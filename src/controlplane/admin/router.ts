@@ -30,7 +30,7 @@ export interface Route {
   readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** e.g. /apiops/projects/:project/ */
   readonly path: string;
-  /** Needs the admin role (every non-GET route does). */
+  /** Needs the admin role; defaults to true for every method but GET. */
   readonly write?: boolean;
   handler(c: RouteContext): Promise<RouteReply>;
 }

@@ -83,10 +83,18 @@ export function deployTargets(d: StoreData, r: ProxyRecord, list: readonly strin
 }
 
 /** Deploy the proxy's working copy to `envs` at the revision being written. */
-export function deployTo(d: StoreData, r: ProxyRecord, envs: readonly string[], actor: string): void {
+export function deployTo(d: StoreData, r: ProxyRecord, envs: readonly string[], actor: string, kind = 'deploy'): void {
   const at = new Date().toISOString();
-  for (const env of envs) r.deployments[env] = { revision: d.revision + 1, deployedAt: at, deployedBy: actor, proxy: structuredClone(r.draft) };
+  for (const env of envs) {
+    const dep = { revision: d.revision + 1, deployedAt: at, deployedBy: actor, proxy: structuredClone(r.draft) };
+    r.deployments[env] = dep;
+    (r.history ??= []).push({ ...dep, proxy: structuredClone(r.draft), environment: env, kind });
+  }
+  if (r.history !== undefined && r.history.length > MAX_HISTORY) r.history.splice(0, r.history.length - MAX_HISTORY);
 }
+
+/** Deployments kept per proxy for rollback. */
+const MAX_HISTORY = 50;
 
 function deploymentBody(results: { success: boolean }[]): Record<string, unknown> {
   return { success: true, deploymentResult: { success: results.every((x) => x.success), deploymentResults: results } };

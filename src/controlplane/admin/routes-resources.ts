@@ -263,6 +263,48 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
     },
     {
       method: 'GET',
+      path: `${A}deploy-histories/`,
+      handler: async (c) => {
+        const r = findProxy(findProject(svc.data(), c.params.project!), c.params.proxy!);
+        const list = (r.history ?? [])
+          .map((h) => ({ revision: h.revision, environmentName: h.environment, kind: h.kind, deployedAt: h.deployedAt, deployedBy: h.deployedBy, policyCount: h.proxy.policies.length }))
+          .reverse();
+        return { body: { success: true, resultList: list, resultCount: list.length } };
+      },
+    },
+    {
+      method: 'POST',
+      path: `${A}deploy-histories/:revision/rollback/`,
+      write: true,
+      handler: async (c) => {
+        const rev = Number(c.params.revision);
+        if (!Number.isSafeInteger(rev) || rev < 1) throw new AdminError('BAD_REQUEST', 'revision must be a positive integer', [{ path: 'revision', message: 'not a positive integer' }]);
+        const out = await svc.write({
+          actor: c.actor,
+          action: 'apiProxy.rollback',
+          target: `${c.params.project}/${c.params.proxy}@${rev}`,
+          project: c.params.project!,
+          proxy: c.params.proxy!,
+          mutate: (d) => {
+            const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
+            checkIfMatch(c.ifMatch, r.version);
+            const entries = (r.history ?? []).filter((h) => h.revision === rev);
+            const first = entries[0];
+            if (first === undefined) throw new AdminError('NOT_FOUND', `API proxy ${r.draft.name} has no deployment at revision ${rev}`);
+            const before = r.draft;
+            // The working copy becomes the deployed copy of that revision, and is redeployed where it went then.
+            r.draft = structuredClone(first.proxy);
+            r.version++;
+            const envs = [...new Set(entries.map((h) => h.environment))].filter((e) => d.environments.some((x) => x.name === e));
+            deployTo(d, r, envs, c.actor, 'rollback');
+            return { result: r.version, deployed: envs, before, after: r.draft };
+          },
+        });
+        return { body: { success: true, deploymentResult: { success: out.deploymentResults.every((x) => x.success), deploymentResults: out.deploymentResults } }, etag: etagOf(out.result) };
+      },
+    },
+    {
+      method: 'GET',
       path: `${A}deploy-status/`,
       handler: async (c) => {
         const d = svc.data();

@@ -54,7 +54,9 @@ export class AdminServer {
     if (!authn.ok) throw new AdminError('UNAUTHORIZED', authn.description, [], { 'www-authenticate': 'Bearer' });
     const { route, params } = this.router.match(method, url.pathname);
     const p = authn.principal;
-    if ((route.write === true || route.method !== 'GET') && !allows(p.role, route.method)) {
+    // A route's `write` flag decides; without one, anything but GET needs the admin role.
+    const needsAdmin = route.write ?? route.method !== 'GET';
+    if (needsAdmin && !allows(p.role, route.method)) {
       throw new AdminError('FORBIDDEN', `role ${p.role} may not ${route.method} ${url.pathname}`);
     }
     const reply = await route.handler(makeContext(req, params, url.searchParams, p.actor, p.role));

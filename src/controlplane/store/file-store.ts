@@ -179,8 +179,15 @@ function prepare(next: StoreData, revision: number): { json: string; committed: 
 }
 
 function encodeStoreFile(dataJson: string): Buffer {
-  const sha = createHash('sha256').update(dataJson, 'utf8').digest('hex');
-  return Buffer.from(`${envelopePrefix(sha)}${dataJson}}\n`, 'utf8');
+  // Encode the data once, straight into the output buffer, and hash those exact bytes.
+  const dataLength = Buffer.byteLength(dataJson, 'utf8');
+  const prefixLength = envelopePrefix('0'.repeat(64)).length; // ASCII
+  const out = Buffer.allocUnsafe(prefixLength + dataLength + 2);
+  out.write(dataJson, prefixLength, 'utf8');
+  const sha = createHash('sha256').update(out.subarray(prefixLength, prefixLength + dataLength)).digest('hex');
+  out.write(envelopePrefix(sha), 0, 'ascii');
+  out.write('}\n', prefixLength + dataLength, 'ascii');
+  return out;
 }
 
 function envelopePrefix(sha: string): string {

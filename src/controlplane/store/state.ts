@@ -28,12 +28,20 @@ export interface DeploymentRecord {
   proxy: ProxyDraft;
 }
 
+export interface HistoryRecord extends DeploymentRecord {
+  environment: string;
+  /** 'deploy' or 'rollback'. */
+  kind: string;
+}
+
 export interface ProxyRecord {
   draft: ProxyDraft;
   /** Incremented on every change of this proxy (its policies included); the ETag. */
   version: number;
   /** Per environment name. */
   deployments: Record<string, DeploymentRecord>;
+  /** Past deployments, newest last, bounded. Absent in stores written before it existed. */
+  history?: HistoryRecord[];
 }
 
 export interface IpGroupRecord extends IpGroupDef {
