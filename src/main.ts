@@ -12,10 +12,12 @@ import { compileSnapshot, type CompileResult } from './policy/compile.js';
 import type { PolicyState, ProjectDef } from './policy/model.js';
 import type { DestinationStream } from 'pino';
 import { Authenticator } from './controlplane/auth.js';
+import { ipGroupRoutes } from './controlplane/admin/routes-ipgroups.js';
 import { policyRoutes } from './controlplane/admin/routes-policies.js';
 import { resourceRoutes } from './controlplane/admin/routes-resources.js';
 import { AdminServer } from './controlplane/admin/server.js';
 import { auditRoutes } from './controlplane/admin/routes-audit.js';
+import { accessRoutes } from './controlplane/admin/routes-access.js';
 import { compileForEnvironment, explainRoutes } from './controlplane/admin/routes-explain.js';
 import { AdminService } from './controlplane/admin/service.js';
 import { FileStore } from './controlplane/store/file-store.js';
@@ -136,17 +138,35 @@ export class Gateway {
       environment: this.config.environment,
       compile: (state) => compileConfig(this.config, state, this.now()),
       install: (snapshot, state) => this.install(snapshot, state),
+      current: () => this.dataPlane.snapshot,
+      frontsAdmin: (origin) => this.frontsAdmin(origin),
+      trust: this.dataPlane.trust,
     });
     const compile = (state: PolicyState) => compileConfig(this.config, state, this.now());
     const routes = [
       ...resourceRoutes(service, c.bodyLimitBytes),
       ...policyRoutes(service, c.bodyLimitBytes),
+      ...ipGroupRoutes(service, c.bodyLimitBytes),
       ...auditRoutes(service),
+      ...accessRoutes(service, c.bodyLimitBytes),
       ...explainRoutes(service, { trust: this.dataPlane.trust, snapshot: () => this.dataPlane.snapshot, compile: compileForEnvironment(service, compile) }, c.bodyLimitBytes),
     ];
-    this.admin = new AdminServer({ routes, auth, log: this.log });
+    this.admin = new AdminServer({ routes, auth, log: this.log, trust: this.dataPlane.trust, access: () => service.accessList() });
     const { host, port } = parseListen(c.listen)!;
     this.adminAddr = await this.admin.listen(host, port);
+  }
+
+  /** Is `origin` this node's admin listener? A wildcard or loopback bind is reachable on any loopback name. */
+  private frontsAdmin(origin: string): boolean {
+    const a = this.adminAddr;
+    if (a === null) return false;
+    const u = new URL(origin);
+    const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+    if (port !== a.port) return false;
+    const host = u.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+    const loopback = host === 'localhost' || host.startsWith('127.') || host === '::1';
+    const wildcard = a.address === '0.0.0.0' || a.address === '::';
+    return host === a.address || (loopback && (wildcard || a.address.startsWith('127.') || a.address === '::1'));
   }
 
   get adminAddress(): AddressInfo {

@@ -39,11 +39,17 @@
  * reads (node bitmap and child entry adjacent, leaves inline, buckets instead of chains). All state
  * is a few flat Int32Arrays: no JS object per node, nothing for the GC to trace, cheap to drop.
  *
- * BUILD. No per-bit object trie is ever made: prefixes live in typed arrays, are radix-sorted by
- * (address, length), swept once with a stack of enclosing prefixes to produce the leaf-pushed
- * intervals (adjacent equal intervals merged), and the trie is then built top-down by recursing over
- * the sorted interval ranges: a child block whose interval range has no boundary strictly inside is
- * a leaf, one with at most BUCKET_MAX is a bucket, anything else a node. Cost O(n + intervals x depth).
+ * BUILD. No per-bit object trie is ever made: prefixes live as flat records in a Uint32Array, are
+ * LSD-radix-sorted by (address, length) moving whole records (sequential reads; sorting an index
+ * array would cost a cache miss per element per pass at 1M entries), swept once with a stack of
+ * enclosing prefixes to produce the leaf-pushed intervals (adjacent equal intervals merged; each
+ * stack entry interns its (allow, deny) pair once), and the trie is then built top-down by recursing
+ * over the sorted interval ranges: a child block with no interval boundary strictly inside is a
+ * leaf, one with at most BUCKET_MAX is a bucket, anything else a node. Cost O(n + intervals x depth);
+ * about 0.6 s for 1M random IPv4 prefixes and 1 s for 1M IPv6 ones on a 2-core VM.
+ *
+ * The leaf arrays hold each distinct (allow, deny) pair once. A few pairs may be unreachable (a
+ * prefix entirely covered by longer ones still gets its pair interned); they cost 8 bytes each.
  */
 
 import type { CidrPrefix } from './ip-entry.js';
@@ -73,6 +79,7 @@ export class IpTrie {
   readonly allowEntry: Int32Array;
   /** Per leaf id: entryId of the most specific covering deny prefix, or NO_ENTRY. */
   readonly denyEntry: Int32Array;
+  /** prefixes added; nodes = trie nodes + buckets (both families); bytes = all typed arrays, leaf arrays included. */
   readonly stats: { prefixes: number; nodes: number; bytes: number };
 
   private readonly dir4: Int32Array;

@@ -17,6 +17,10 @@ export interface RouteContext {
   readonly actor: string;
   readonly role: Role;
   readonly ifMatch: string | undefined;
+  /** The caller's address (socket, then X-Forwarded-For through trusted proxies); null if undeterminable. */
+  readonly callerIp: string | null;
+  /** ?force=true: the caller accepts a change that locks itself out. */
+  readonly force: boolean;
   json<S extends z.ZodType>(schema: S, limit: number, allowEmpty?: boolean): Promise<z.output<S>>;
 }
 
@@ -90,7 +94,7 @@ function matchParts(pattern: readonly string[], parts: readonly string[]): Recor
   return params;
 }
 
-export function makeContext(req: IncomingMessage, params: Record<string, string>, query: URLSearchParams, actor: string, role: Role): RouteContext {
+export function makeContext(req: IncomingMessage, params: Record<string, string>, query: URLSearchParams, actor: string, role: Role, callerIp: string | null): RouteContext {
   const im = req.headers['if-match'];
   return {
     req,
@@ -99,6 +103,8 @@ export function makeContext(req: IncomingMessage, params: Record<string, string>
     actor,
     role,
     ifMatch: im,
+    callerIp,
+    force: query.get('force') === 'true',
     json: (schema, limit, allowEmpty = false) => jsonBody(req, schema, limit, allowEmpty),
   };
 }

@@ -141,6 +141,7 @@ export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
         }
         const out = await svc.write({
           actor: c.actor,
+          caller: c,
           action: 'policy.add',
           target: `${c.params.project}/${c.params.proxy}/policies/${name}`,
           project: c.params.project!,
@@ -169,6 +170,7 @@ export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
         const name = c.params.policy!;
         const out = await svc.write({
           actor: c.actor,
+          caller: c,
           action: 'policy.update',
           target: `${c.params.project}/${c.params.proxy}/policies/${name}`,
           project: c.params.project!,
@@ -211,6 +213,7 @@ export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
         const name = c.params.policy!;
         const out = await svc.write({
           actor: c.actor,
+          caller: c,
           action: 'policy.delete',
           target: `${c.params.project}/${c.params.proxy}/policies/${name}`,
           project: c.params.project!,

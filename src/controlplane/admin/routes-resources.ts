@@ -58,6 +58,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
         const name = c.params.project!;
         await svc.write({
           actor: c.actor,
+          caller: c,
           action: 'project.create',
           target: name,
           project: name,
@@ -79,6 +80,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
       handler: async (c) => {
         await svc.write({
           actor: c.actor,
+          caller: c,
           action: 'project.delete',
           target: c.params.project!,
           project: c.params.project!,
@@ -111,6 +113,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
         const name = c.params.env!;
         await svc.write({
           actor: c.actor,
+          caller: c,
           action: 'environment.create',
           target: name,
           project: null,
@@ -152,6 +155,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
         const name = c.params.proxy!;
         const out = await svc.write({
           actor: c.actor,
+          caller: c,
           action: 'apiProxy.create',
           target: `${c.params.project}/${name}`,
           project: c.params.project!,
@@ -175,6 +179,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
         const body = await c.json(proxyBodySchema, bodyLimit);
         const out = await svc.write({
           actor: c.actor,
+          caller: c,
           action: 'apiProxy.replace',
           target: `${c.params.project}/${c.params.proxy}`,
           project: c.params.project!,
@@ -199,6 +204,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
       handler: async (c) => {
         const out = await svc.write({
           actor: c.actor,
+          caller: c,
           action: 'apiProxy.delete',
           target: `${c.params.project}/${c.params.proxy}`,
           project: c.params.project!,
@@ -223,6 +229,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
       handler: async (c) => {
         const out = await svc.write({
           actor: c.actor,
+          caller: c,
           action: 'apiProxy.deploy',
           target: `${c.params.project}/${c.params.proxy}@${c.params.env}`,
           project: c.params.project!,
@@ -245,6 +252,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
       handler: async (c) => {
         const out = await svc.write({
           actor: c.actor,
+          caller: c,
           action: 'apiProxy.undeploy',
           target: `${c.params.project}/${c.params.proxy}@${c.params.env}`,
           project: c.params.project!,
@@ -281,6 +289,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
         if (!Number.isSafeInteger(rev) || rev < 1) throw new AdminError('BAD_REQUEST', 'revision must be a positive integer', [{ path: 'revision', message: 'not a positive integer' }]);
         const out = await svc.write({
           actor: c.actor,
+          caller: c,
           action: 'apiProxy.rollback',
           target: `${c.params.project}/${c.params.proxy}@${rev}`,
           project: c.params.project!,

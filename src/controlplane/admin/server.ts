@@ -5,7 +5,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../observability/logger.js';
+import { ResolvedIp, resolveDefault, type TrustFn } from '../../dataplane/client-ip.js';
 import { allows, type Authenticator } from '../auth.js';
+import type { AccessList } from './access.js';
 import { AdminError } from './errors.js';
 import { makeContext, Router, type Route } from './router.js';
 
@@ -14,6 +16,10 @@ export interface AdminServerOptions {
   /** null when no token or JWT is configured: every /apiops request is then refused (fail closed). */
   readonly auth: Authenticator | null;
   readonly log: Logger;
+  /** The gateway's trusted proxies, so an admin API behind a proxy sees real caller addresses. */
+  readonly trust: TrustFn;
+  /** The current admin-access allowlist. */
+  readonly access: () => AccessList;
 }
 
 export class AdminServer {
@@ -49,6 +55,13 @@ export class AdminServer {
     const url = new URL(req.url ?? '/', 'http://admin.invalid');
     const method = req.method ?? 'GET';
     if (!url.pathname.startsWith('/apiops/')) throw new AdminError('NOT_FOUND', `no admin route ${url.pathname}`);
+    const xff = req.headers['x-forwarded-for'];
+    const caller = resolveDefault(new ResolvedIp(), req.socket.remoteAddress, Array.isArray(xff) ? xff.join(', ') : xff, this.opts.trust);
+    const callerIp = caller.family === 0 ? null : caller.display();
+    // DigiCert-style account IP restriction: checked before credentials, so a stolen token is useless elsewhere.
+    if (!this.opts.access().allows(callerIp)) {
+      throw new AdminError('FORBIDDEN', `address ${callerIp ?? '(undeterminable)'} is not in the admin access list`);
+    }
     if (this.opts.auth === null) throw new AdminError('UNAUTHORIZED', 'no admin credentials are configured (admin.tokens, admin.jwt or IPGATE_ADMIN_TOKEN)', [], { 'www-authenticate': 'Bearer' });
     const authn = await this.opts.auth.authenticate(req.headers.authorization);
     if (!authn.ok) throw new AdminError('UNAUTHORIZED', authn.description, [], { 'www-authenticate': 'Bearer' });
@@ -59,7 +72,7 @@ export class AdminServer {
     if (needsAdmin && !allows(p.role, route.method)) {
       throw new AdminError('FORBIDDEN', `role ${p.role} may not ${route.method} ${url.pathname}`);
     }
-    const reply = await route.handler(makeContext(req, params, url.searchParams, p.actor, p.role));
+    const reply = await route.handler(makeContext(req, params, url.searchParams, p.actor, p.role, callerIp));
     const body = JSON.stringify(reply.body);
     const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' };
     if (reply.etag !== undefined) headers.etag = reply.etag;

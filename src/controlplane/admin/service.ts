@@ -13,6 +13,13 @@ import type { Snapshot } from '../../policy/snapshot.js';
 import type { FileStore } from '../store/file-store.js';
 import type { ProjectRecord, ProxyRecord, StoreData } from '../store/state.js';
 import { stateForEnvironment } from '../store/to-state.js';
+import type { IncomingMessage } from 'node:http';
+import { type TrustFn } from '../../dataplane/client-ip.js';
+import { checkPolicy } from '../../dataplane/decide.js';
+import { RequestContext } from '../../dataplane/request-context.js';
+import type { DataPlaneShared } from '../../dataplane/shared.js';
+import type { CompiledPipeline } from '../../policy/snapshot.js';
+import { AccessList } from './access.js';
 import { appendAudit } from './audit.js';
 import { AdminError } from './errors.js';
 
@@ -29,6 +36,11 @@ export interface ServiceDeps {
   readonly compile: (state: PolicyState) => CompileResult;
   /** Swap a compiled snapshot into this node's data plane. */
   readonly install: (snapshot: Snapshot, state: PolicyState) => void;
+  /** The snapshot this node enforces now. */
+  readonly current: () => Snapshot | null;
+  /** Whether an upstream origin is this node's own admin listener. */
+  readonly frontsAdmin: (origin: string) => boolean;
+  readonly trust: TrustFn;
 }
 
 export interface WriteOutcome<T> {
@@ -43,6 +55,8 @@ export interface WriteSpec<T> {
   readonly target: string;
   readonly project: string | null;
   readonly proxy: string | null;
+  /** The caller, for lockout protection on API proxies that front the admin API. */
+  readonly caller?: { readonly callerIp: string | null; readonly force: boolean } | undefined;
   /** Mutates the draft store; returns the result, the environments deployed to, and before/after for the audit. */
   readonly mutate: (d: StoreData) => { result: T; deployed: readonly string[]; before: unknown; after: unknown };
 }
@@ -56,7 +70,21 @@ function issuesToError(env: string, issues: readonly CompileIssue[]): AdminError
 }
 
 export class AdminService {
+  private access: AccessList = new AccessList([]);
+  private accessVersion = -1;
+
   constructor(private readonly deps: ServiceDeps) {}
+
+  /** The admin-access list of the current store state, compiled once per version. */
+  accessList(): AccessList {
+    const a = this.deps.store?.data.adminAccess;
+    const version = a?.version ?? 0;
+    if (version !== this.accessVersion) {
+      this.access = new AccessList(a?.ipList ?? []);
+      this.accessVersion = version;
+    }
+    return this.access;
+  }
 
   get environment(): string {
     return this.deps.environment;
@@ -65,6 +93,26 @@ export class AdminService {
   data(): Readonly<StoreData> {
     if (this.deps.store === null) throw new AdminError('SERVICE_UNAVAILABLE', 'no store is configured (set store.file or IPGATE_STORE)');
     return this.deps.store.data;
+  }
+
+  /**
+   * A change to a proxy that fronts this admin API must not shut its caller out: if the caller is
+   * let through now and would be rejected by the new proxy-wide REQUEST policies, refuse with 409.
+   */
+  private lockoutGuard(next: Snapshot, callerIp: string | null): void {
+    if (callerIp === null) return;
+    const now = this.deps.current();
+    for (const proxy of next.proxies) {
+      if (!this.deps.frontsAdmin(proxy.upstream.origin)) continue;
+      const before = now?.proxies.find((p) => p.projectName === proxy.projectName && p.name === proxy.name);
+      if (before !== undefined && !passes(before.request, callerIp, this.deps.trust)) continue;
+      if (!passes(proxy.request, callerIp, this.deps.trust)) {
+        throw new AdminError(
+          'CONFLICT',
+          `this change would lock you out: API proxy ${proxy.name} fronts the admin API and its policies would reject your address ${callerIp}. Repeat with ?force=true if that is intended.`,
+        );
+      }
+    }
   }
 
   async write<T>(spec: WriteSpec<T>): Promise<WriteOutcome<T>> {
@@ -80,7 +128,10 @@ export class AdminService {
       for (const env of new Set([...m.deployed, this.deps.environment])) {
         const r = this.deps.compile(stateForEnvironment(next, env));
         if (!r.ok) throw issuesToError(env, r.issues);
-        if (env === this.deps.environment) own = r;
+        if (env === this.deps.environment) {
+          own = r;
+          if (spec.caller !== undefined && !spec.caller.force) this.lockoutGuard(r.snapshot, spec.caller.callerIp);
+        }
       }
       appendAudit(d, { actor: spec.actor, action: spec.action, target: spec.target, project: spec.project, proxy: spec.proxy, before: m.before, after: m.after });
       return m.result;
@@ -137,4 +188,13 @@ export function checkIfMatch(ifMatch: string | undefined, version: number): void
 export function redeployRequired(r: ProxyRecord): boolean {
   const draft = JSON.stringify(r.draft);
   return Object.values(r.deployments).some((dep) => JSON.stringify(dep.proxy) !== draft);
+}
+
+/** Would the proxy-wide policies of `pipe` let a direct client at `ip` through? (Same check as traffic.) */
+function passes(pipe: CompiledPipeline | null, ip: string, trust: TrustFn): boolean {
+  if (pipe === null) return true;
+  const req = { method: 'GET', headers: {}, rawHeaders: [], socket: { remoteAddress: ip } } as unknown as IncomingMessage;
+  const shared = { trust, countPolicy: () => undefined } as unknown as DataPlaneShared;
+  const ctx = new RequestContext(shared, req, 'lockout-check', '/', '/', '');
+  return pipe.proxyWide.every((p) => checkPolicy(p, ctx) === null);
 }

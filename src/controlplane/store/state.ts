@@ -69,6 +69,12 @@ export interface AuditRecord {
   revision: number;
 }
 
+export interface AdminAccessRecord {
+  /** CIDRs, addresses, ranges or wildcards; empty means no restriction (Amani's rule). */
+  ipList: string[];
+  version: number;
+}
+
 export interface StoreData {
   format: typeof STORE_FORMAT;
   /** A UUID made when the store was created; a different epoch means a different (restored) store. */
@@ -78,4 +84,6 @@ export interface StoreData {
   environments: EnvironmentRecord[];
   projects: ProjectRecord[];
   audit: AuditRecord[];
+  /** Who may reach the admin listener at all. Absent in stores written before it existed. */
+  adminAccess?: AdminAccessRecord;
 }

@@ -1,0 +1,320 @@
+/**
+ * Project IP groups and their entries:
+ *   GET    /apiops/projects/{p}/ipGroups/                  list, with the policies referencing each group
+ *   POST   /apiops/projects/{p}/ipGroups/{group}/          create an empty group named {group}
+ *   GET    /apiops/projects/{p}/ipGroups/{group}/          one group, with its ETag
+ *   DELETE /apiops/projects/{p}/ipGroups/{group}/          delete (409 while any policy references it)
+ *   GET    /apiops/projects/{p}/ipGroups/{group}/ips/      entries, paginated (limit, cursor, next_page_uri)
+ *   POST   /apiops/projects/{p}/ipGroups/{group}/ips/      add entries (duplicates ignored)
+ *   PUT    /apiops/projects/{p}/ipGroups/{group}/ips/      replace the entries
+ *   DELETE /apiops/projects/{p}/ipGroups/{group}/ips/      remove entries by IP text
+ *
+ * A group is addressed by id or by name (case-insensitively), resolved as the compiler resolves an
+ * ipGroupIdList reference: an exact id first, then a name.
+ *
+ * IP groups are live: an entry write is enforced, without a deploy, in every environment where a
+ * deployed copy of a proxy references the group. Those environments are the write's `deployed`
+ * list, so the AdminService compiles each of them (refusing a change that does not compile) and
+ * reports a deploymentResult per environment.
+ */
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { ipEntrySchema, ipGroupEntrySchema } from '../../config/schema.js';
+import type { IpGroupEntry, PolicyBinding } from '../../policy/model.js';
+import { parseIpEntry } from '../../policy/ip-entry.js';
+import type { IpGroupRecord, ProjectRecord, StoreData } from '../store/state.js';
+import { AdminError } from './errors.js';
+import { nextPageUri, parseCursor, parseLimit } from './pagination.js';
+import type { Route } from './router.js';
+import { checkIfMatch, etagOf, findProject, type AdminService, type DeploymentResult } from './service.js';
+
+const describedSchema = z.strictObject({ description: z.string().max(1024).optional() });
+
+/** createdBy and createdAt are the server's: the actor and the time of the write. */
+const serverSet = z.never({ error: 'set by the server; remove it from the body' }).optional();
+
+/** One entry as a client writes it: ipGroupEntrySchema without the server-set fields. */
+const entryInputSchema = ipGroupEntrySchema.extend({ createdBy: serverSet, createdAt: serverSet });
+
+const entriesBodySchema = z.strictObject({ entries: z.array(entryInputSchema) });
+const removeBodySchema = z.strictObject({ entries: z.array(ipEntrySchema) });
+
+type EntryInput = z.output<typeof entryInputSchema>;
+
+export interface GroupReference {
+  apiProxy: string;
+  policy: string;
+}
+
+/** The group a reference (id, or name case-insensitively) resolves to: the compiler's rule. */
+function resolveGroup(p: ProjectRecord, ref: string): IpGroupRecord | undefined {
+  return p.ipGroups.find((g) => g.id === ref) ?? p.ipGroups.find((g) => g.name.toLowerCase() === ref.toLowerCase());
+}
+
+function findGroup(p: ProjectRecord, ref: string): IpGroupRecord {
+  const g = resolveGroup(p, ref);
+  if (g === undefined) throw new AdminError('NOT_FOUND', `no IP group ${JSON.stringify(ref)} in project ${p.name}`);
+  return g;
+}
+
+function refersTo(p: ProjectRecord, policies: readonly PolicyBinding[], g: IpGroupRecord): PolicyBinding[] {
+  return policies.filter((b) => (b.policy.ipGroupIdList ?? []).some((ref) => resolveGroup(p, ref) === g));
+}
+
+/** Policies referencing `g`, in a proxy's working copy or in any of its deployments. */
+function referencesOf(p: ProjectRecord, g: IpGroupRecord): GroupReference[] {
+  const out: GroupReference[] = [];
+  const seen = new Set<string>();
+  for (const r of p.proxies) {
+    for (const policies of [r.draft.policies, ...Object.values(r.deployments).map((dep) => dep.proxy.policies)]) {
+      for (const b of refersTo(p, policies, g)) {
+        const key = `${r.draft.name}\n${b.policy.name.toLowerCase()}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        out.push({ apiProxy: r.draft.name, policy: b.policy.name });
+      }
+    }
+  }
+  return out;
+}
+
+/** Environments enforcing `g`: those where a deployed copy of some proxy of the project references it. */
+function liveEnvironments(p: ProjectRecord, g: IpGroupRecord): string[] {
+  const envs = new Set<string>();
+  for (const r of p.proxies) {
+    for (const [env, dep] of Object.entries(r.deployments)) {
+      if (refersTo(p, dep.proxy.policies, g).length > 0) envs.add(env);
+    }
+  }
+  return [...envs].sort();
+}
+
+function groupView(g: IpGroupRecord): Record<string, unknown> {
+  return { id: g.id, name: g.name, description: g.description ?? null, entryCount: g.entries.length, version: g.version };
+}
+
+/** The canonical text of an entry's IP (validated already, so parsing succeeds). */
+function canonicalIp(text: string): string {
+  const r = parseIpEntry(text);
+  return r.ok ? r.canonical : text.trim();
+}
+
+/** Duplicate key: the IP's canonical text and the action (absent = the referencing policy's own action). */
+function entryKey(e: Pick<IpGroupEntry, 'ip' | 'action'>): string {
+  return `${canonicalIp(e.ip)}\n${e.action ?? ''}`;
+}
+
+function storedEntry(e: EntryInput, actor: string, at: string): IpGroupEntry {
+  const out: IpGroupEntry = { ip: e.ip.trim() };
+  if (e.action !== undefined) out.action = e.action;
+  if (e.description !== undefined) out.description = e.description;
+  if (e.metadata !== undefined) out.metadata = e.metadata;
+  out.createdBy = actor;
+  out.createdAt = at;
+  if (e.expiresAt !== undefined) out.expiresAt = e.expiresAt;
+  return out;
+}
+
+/** A new id: "ipg_" + 16 hex digits, not equal to any id or (lower-cased) name in the project. */
+function newGroupId(p: ProjectRecord): string {
+  for (;;) {
+    const id = `ipg_${randomBytes(8).toString('hex')}`;
+    if (!p.ipGroups.some((g) => g.id === id || g.name.toLowerCase() === id)) return id;
+  }
+}
+
+function deploymentResult(results: DeploymentResult[]): Record<string, unknown> {
+  return { success: results.every((x) => x.success), deploymentResults: results };
+}
+
+export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
+  const base = '/apiops/projects/:project/ipGroups/';
+  const G = `${base}:group/`;
+  const IPS = `${G}ips/`;
+  const target = (c: { params: Readonly<Record<string, string>> }, suffix = '') => `${c.params.project}/ipGroups/${c.params.group}${suffix}`;
+
+  /** One entry write: find the group, check If-Match, change its entries, bump its version, go live. */
+  const entryWrite = <T>(
+    c: { actor: string; ifMatch: string | undefined; params: Readonly<Record<string, string>> },
+    action: string,
+    change: (g: IpGroupRecord, d: StoreData) => { result: T; before: unknown; after: unknown },
+  ) =>
+    svc.write({
+      actor: c.actor,
+      action,
+      target: target(c, '/ips'),
+      project: c.params.project!,
+      proxy: null,
+      mutate: (d) => {
+        const p = findProject(d, c.params.project!);
+        const g = findGroup(p, c.params.group!);
+        checkIfMatch(c.ifMatch, g.version);
+        const m = change(g, d);
+        g.version++;
+        return { result: { value: m.result, version: g.version }, deployed: liveEnvironments(p, g), before: m.before, after: m.after };
+      },
+    });
+
+  return [
+    {
+      method: 'GET',
+      path: base,
+      handler: async (c) => {
+        const p = findProject(svc.data(), c.params.project!);
+        const list = p.ipGroups.map((g) => ({ ...groupView(g), referencedBy: referencesOf(p, g) }));
+        return { body: { success: true, resultList: list, resultCount: list.length } };
+      },
+    },
+    {
+      method: 'GET',
+      path: G,
+      handler: async (c) => {
+        const g = findGroup(findProject(svc.data(), c.params.project!), c.params.group!);
+        return { body: { success: true, ipGroup: groupView(g) }, etag: etagOf(g.version) };
+      },
+    },
+    {
+      method: 'POST',
+      path: G,
+      write: true,
+      handler: async (c) => {
+        const body = await c.json(describedSchema, bodyLimit, true);
+        const name = c.params.group!;
+        const out = await svc.write({
+          actor: c.actor,
+          action: 'ipGroup.create',
+          target: target(c),
+          project: c.params.project!,
+          proxy: null,
+          mutate: (d) => {
+            const p = findProject(d, c.params.project!);
+            // Ids and names share one namespace (the compiler refuses a clash), names case-insensitively.
+            const clash = p.ipGroups.find((g) => g.name.toLowerCase() === name.toLowerCase() || g.id.toLowerCase() === name.toLowerCase());
+            if (clash !== undefined) throw new AdminError('CONFLICT', `an IP group ${JSON.stringify(clash.name)} (id ${clash.id}) already uses the name ${JSON.stringify(name)} in project ${p.name} (names are case-insensitive)`);
+            const rec: IpGroupRecord = { id: newGroupId(p), name, description: body.description, entries: [], version: 1 };
+            p.ipGroups.push(rec);
+            return { result: rec.id, deployed: [], before: null, after: { id: rec.id, name: rec.name, description: rec.description } };
+          },
+        });
+        return { status: 201, body: { success: true, id: out.result }, etag: etagOf(1) };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: G,
+      write: true,
+      handler: async (c) => {
+        await svc.write({
+          actor: c.actor,
+          action: 'ipGroup.delete',
+          target: target(c),
+          project: c.params.project!,
+          proxy: null,
+          mutate: (d) => {
+            const p = findProject(d, c.params.project!);
+            const g = findGroup(p, c.params.group!);
+            checkIfMatch(c.ifMatch, g.version);
+            const refs = referencesOf(p, g);
+            if (refs.length > 0) {
+              throw new AdminError(
+                'CONFLICT',
+                `IP group ${g.name} (id ${g.id}) is referenced by ${refs.map((r) => `API proxy ${r.apiProxy} policy ${r.policy}`).join(', ')} (working copy or a deployment); remove those references and deploy first`,
+              );
+            }
+            p.ipGroups.splice(p.ipGroups.indexOf(g), 1);
+            return { result: null, deployed: [], before: { id: g.id, name: g.name, description: g.description, entryCount: g.entries.length }, after: null };
+          },
+        });
+        return { body: { success: true } };
+      },
+    },
+    // ---- entries ----
+    {
+      method: 'GET',
+      path: IPS,
+      handler: async (c) => {
+        const g = findGroup(findProject(svc.data(), c.params.project!), c.params.group!);
+        const limit = parseLimit(c.query);
+        const from = parseCursor(c.query) ?? 0;
+        const entries = g.entries.slice(from, from + limit);
+        const end = from + entries.length;
+        const path = new URL(c.req.url ?? '/', 'http://admin.invalid').pathname;
+        return {
+          body: { success: true, entries, next_page_uri: end < g.entries.length ? nextPageUri(path, c.query, end) : null },
+          etag: etagOf(g.version),
+        };
+      },
+    },
+    {
+      method: 'POST',
+      path: IPS,
+      write: true,
+      handler: async (c) => {
+        const body = await c.json(entriesBodySchema, bodyLimit);
+        const out = await entryWrite(c, 'ipGroup.entries.add', (g) => {
+          const keys = new Set(g.entries.map(entryKey));
+          const at = new Date().toISOString();
+          const added: IpGroupEntry[] = [];
+          for (const e of body.entries) {
+            const key = entryKey(e);
+            if (keys.has(key)) continue;
+            keys.add(key);
+            added.push(storedEntry(e, c.actor, at));
+          }
+          g.entries.push(...added);
+          return { result: { added: added.length, ignored: body.entries.length - added.length }, before: null, after: added };
+        });
+        return { body: { success: true, ...out.result.value, deploymentResult: deploymentResult(out.deploymentResults) }, etag: etagOf(out.result.version) };
+      },
+    },
+    {
+      method: 'PUT',
+      path: IPS,
+      write: true,
+      handler: async (c) => {
+        const body = await c.json(entriesBodySchema, bodyLimit);
+        const out = await entryWrite(c, 'ipGroup.entries.replace', (g) => {
+          const keys = new Set<string>();
+          const at = new Date().toISOString();
+          const next: IpGroupEntry[] = [];
+          for (const e of body.entries) {
+            const key = entryKey(e);
+            if (keys.has(key)) continue;
+            keys.add(key);
+            next.push(storedEntry(e, c.actor, at));
+          }
+          const before = g.entries;
+          g.entries = next;
+          return { result: { entryCount: next.length, ignored: body.entries.length - next.length }, before, after: next };
+        });
+        return { body: { success: true, ...out.result.value, deploymentResult: deploymentResult(out.deploymentResults) }, etag: etagOf(out.result.version) };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: IPS,
+      write: true,
+      handler: async (c) => {
+        const body = await c.json(removeBodySchema, bodyLimit);
+        const out = await entryWrite(c, 'ipGroup.entries.remove', (g) => {
+          const wanted = new Set(body.entries.map(canonicalIp));
+          const matched = new Set<string>();
+          const kept: IpGroupEntry[] = [];
+          const removed: IpGroupEntry[] = [];
+          for (const e of g.entries) {
+            const ip = canonicalIp(e.ip);
+            if (wanted.has(ip)) {
+              matched.add(ip);
+              removed.push(e);
+            } else kept.push(e);
+          }
+          g.entries = kept;
+          // An IP text of the body that matched no entry (or repeats one already given) is ignored.
+          const ignored = body.entries.length - matched.size;
+          return { result: { removed: removed.length, ignored }, before: removed, after: null };
+        });
+        return { body: { success: true, ...out.result.value, deploymentResult: deploymentResult(out.deploymentResults) }, etag: etagOf(out.result.version) };
+      },
+    },
+  ];
+}
