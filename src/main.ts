@@ -18,6 +18,8 @@ import { resourceRoutes } from './controlplane/admin/routes-resources.js';
 import { AdminServer } from './controlplane/admin/server.js';
 import { auditRoutes } from './controlplane/admin/routes-audit.js';
 import { accessRoutes } from './controlplane/admin/routes-access.js';
+import { portableRoutes } from './controlplane/admin/routes-portable.js';
+import { acquireStoreLock, releaseStoreLock } from './controlplane/store/lock.js';
 import { compileForEnvironment, explainRoutes } from './controlplane/admin/routes-explain.js';
 import { AdminService } from './controlplane/admin/service.js';
 import { FileStore } from './controlplane/store/file-store.js';
@@ -67,6 +69,7 @@ export class Gateway {
   private trafficAddr: AddressInfo | null = null;
   private adminAddr: AddressInfo | null = null;
   private store: FileStore | null = null;
+  private lockedStore: string | null = null;
   private admin: AdminServer | null = null;
 
   private constructor(
@@ -94,6 +97,9 @@ export class Gateway {
     const config = opts.config;
     try {
       if (config.store.file !== null) {
+        // One process per store file: the lock keeps `ipgate import` from writing under a running gateway.
+        acquireStoreLock(config.store.file);
+        gw.lockedStore = config.store.file;
         const existing = await FileStore.open(config.store.file);
         gw.store = existing ?? (await FileStore.create(config.store.file, seedStore(configToState(config), config.environment)));
         if (!gw.store.data.environments.some((e) => e.name === config.environment)) {
@@ -149,6 +155,7 @@ export class Gateway {
       ...ipGroupRoutes(service, c.bodyLimitBytes),
       ...auditRoutes(service),
       ...accessRoutes(service, c.bodyLimitBytes),
+      ...portableRoutes(service, c.bodyLimitBytes),
       ...explainRoutes(service, { trust: this.dataPlane.trust, snapshot: () => this.dataPlane.snapshot, compile: compileForEnvironment(service, compile) }, c.bodyLimitBytes),
     ];
     this.admin = new AdminServer({ routes, auth, log: this.log, trust: this.dataPlane.trust, access: () => service.accessList() });
@@ -218,6 +225,7 @@ export class Gateway {
     if (this.admin !== null) await this.admin.close();
     if (this.dataPlane.server.listening) await this.dataPlane.close();
     if (this.store !== null) await this.store.close();
+    if (this.lockedStore !== null) releaseStoreLock(this.lockedStore);
     this.log.info({ event: 'stopped' }, 'ipgate stopped');
     this.log.flush();
   }

@@ -1,0 +1,100 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { oneProxy, policy, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.js';
+
+const ADMIN = 'export-admin-token-0123456789';
+
+// The CLI half runs the built dist/cli.js (npm test builds it first), as a user would.
+describe('export and import', () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  const dir = mkdtempSync(join(tmpdir(), 'ipgate-export-'));
+  const storeFile = join(dir, 'store.json');
+  const cfgFile = join(dir, 'gateway.yaml');
+  const cli = (...args: string[]) => spawnSync(process.execPath, ['dist/cli.js', ...args, '--config', cfgFile], { encoding: 'utf8' });
+  const call = async (method: string, path: string, body?: unknown) => {
+    const r = await send(gw.gateway.adminAddress.port, path, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: r.status, body: r.json() };
+  };
+  const config = () => oneProxy(up.url, [policy('policy-black-ip', 'block-four', ['127.0.0.4'])], { gateway: { store: { file: storeFile } } });
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    writeFileSync(cfgFile, stringify({ ...config(), listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' } }));
+    gw = await startGateway(config(), { env: { IPGATE_ADMIN_TOKEN: ADMIN } });
+  });
+  afterAll(async () => {
+    await gw.close();
+    await up.close();
+  });
+
+  it('exports the live state in the config shape while the gateway runs, and refuses an offline import then', async () => {
+    await call('POST', '/apiops/projects/p/apiProxies/api/policies/block-five/', {
+      operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST' },
+      policy: { type: 'policy-black-ip', ipList: ['127.0.0.5'] },
+    });
+    const out = cli('export');
+    expect(out.status).toBe(0);
+    const doc = parse(out.stdout) as { projects: { apiProxies: { environments: string[]; policies: { policy: { name: string } }[] }[] }[] };
+    const proxy = doc.projects[0]!.apiProxies[0]!;
+    expect(proxy.environments).toEqual(['production']);
+    expect(proxy.policies.map((b) => b.policy.name)).toEqual(['block-four', 'block-five']);
+    const exportFile = join(dir, 'export.yaml');
+    writeFileSync(exportFile, out.stdout);
+    const refused = cli('import', '--file', exportFile);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/a gateway \(pid \d+\) is using/);
+  });
+
+  it('imports offline: validated whole, revisions continue, and the gateway enforces it after restart', async () => {
+    const before = (await call('GET', '/apiops/export/')).body.revision as number;
+    await gw.close();
+    const exportFile = join(dir, 'export.yaml');
+    const doc = parse(readFileSync(exportFile, 'utf8')) as { projects: { apiProxies: { policies: { policy: { ipList: string[] } }[] }[] }[] };
+    // A bad entry refuses the whole import and writes nothing.
+    doc.projects[0]!.apiProxies[0]!.policies[0]!.policy.ipList = ['10.0.0.1/8'];
+    const badFile = join(dir, 'bad.yaml');
+    writeFileSync(badFile, stringify(doc));
+    const storeBefore = readFileSync(storeFile, 'utf8');
+    const bad = cli('import', '--file', badFile);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('projects[0].apiProxies[0].policies[0].policy.ipList[0]: 10.0.0.1/8: host bits set');
+    expect(readFileSync(storeFile, 'utf8')).toBe(storeBefore);
+    // Drop block-five, keep block-four.
+    doc.projects[0]!.apiProxies[0]!.policies[0]!.policy.ipList = ['127.0.0.4'];
+    doc.projects[0]!.apiProxies[0]!.policies.splice(1, 1);
+    const goodFile = join(dir, 'good.yaml');
+    writeFileSync(goodFile, stringify(doc));
+    const good = cli('import', '--file', goodFile);
+    expect(good.status, good.stderr).toBe(0);
+    gw = await startGateway(config(), { env: { IPGATE_ADMIN_TOKEN: ADMIN } });
+    expect((await call('GET', '/apiops/export/')).body.revision).toBe(before + 1);
+    expect((await send(gw.port, '/api/x', { from: '127.0.0.5' })).status).toBe(200);
+    expect((await send(gw.port, '/api/x', { from: '127.0.0.4' })).status).toBe(403);
+  });
+
+  it('imports through the admin API, refusing a bad document whole', async () => {
+    const doc = (await call('GET', '/apiops/export/')).body;
+    delete doc.success;
+    delete doc.revision;
+    doc.projects[0].apiProxies[0].policies[0].policy.ipList = ['127.0.0.6'];
+    const bad = structuredClone(doc);
+    bad.projects[0].apiProxies[0].basePath = 'no-slash';
+    const refused = await call('PUT', '/apiops/import/', bad);
+    expect(refused.status).toBe(400);
+    expect(refused.body.details[0].path).toBe('projects[0].apiProxies[0].basePath');
+    const ok = await call('PUT', '/apiops/import/', doc);
+    expect(ok.status).toBe(200);
+    expect(ok.body.deploymentResult.deploymentResults).toEqual([{ environmentName: 'production', success: true, message: expect.any(String) }]);
+    expect((await send(gw.port, '/api/x', { from: '127.0.0.6' })).status).toBe(403);
+    expect((await send(gw.port, '/api/x', { from: '127.0.0.4' })).status).toBe(200);
+  });
+});
