@@ -85,16 +85,20 @@ export function deployTargets(d: StoreData, r: ProxyRecord, list: readonly strin
 /** Deploy the proxy's working copy to `envs` at the revision being written. */
 export function deployTo(d: StoreData, r: ProxyRecord, envs: readonly string[], actor: string, kind = 'deploy'): void {
   const at = new Date().toISOString();
+  if (envs.length === 0) return;
+  // One copy serves every environment deployed in this write, and its history entries: the store
+  // never mutates a committed object, so sharing is safe (and a 100,000-entry list is cloned once).
+  const proxy = structuredClone(r.draft);
   for (const env of envs) {
-    const dep = { revision: d.revision + 1, deployedAt: at, deployedBy: actor, proxy: structuredClone(r.draft) };
+    const dep = { revision: d.revision + 1, deployedAt: at, deployedBy: actor, proxy };
     r.deployments[env] = dep;
-    (r.history ??= []).push({ ...dep, proxy: structuredClone(r.draft), environment: env, kind });
+    (r.history ??= []).push({ ...dep, environment: env, kind });
   }
   if (r.history !== undefined && r.history.length > MAX_HISTORY) r.history.splice(0, r.history.length - MAX_HISTORY);
 }
 
 /** Deployments kept per proxy for rollback. */
-const MAX_HISTORY = 50;
+const MAX_HISTORY = 20;
 
 function deploymentBody(results: { success: boolean }[]): Record<string, unknown> {
   return { success: true, deploymentResult: { success: results.every((x) => x.success), deploymentResults: results } };
