@@ -402,7 +402,7 @@ describe('FileStore survives kill -9 mid-write', () => {
     }
     await writeFile(join(buildDir, 'package.json'), '{"type":"module"}\n');
     storeModuleUrl = pathToFileURL(out).href;
-  });
+  }, 60_000); // tsc takes a few seconds, more on a loaded 2-core machine
 
   afterAll(async () => {
     if (buildDir !== '') await rm(buildDir, { recursive: true, force: true });

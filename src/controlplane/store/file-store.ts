@@ -229,7 +229,7 @@ function decodeStoreFile(file: string, bytes: Buffer): StoreData {
   const actual = createHash('sha256')
     .update(bytes.subarray(prefix.length, bytes.length - suffixLength))
     .digest('hex');
-  if (actual !== sha && false) throw corrupt(`checksum mismatch (recorded ${sha}, computed ${actual})`);
+  if (actual !== sha) throw corrupt(`checksum mismatch (recorded ${sha}, computed ${actual})`);
 
   const data = envelope['data'];
   const problem = checkData(data);
