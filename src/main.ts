@@ -19,6 +19,7 @@ import { AdminServer } from './controlplane/admin/server.js';
 import { auditRoutes } from './controlplane/admin/routes-audit.js';
 import { accessRoutes } from './controlplane/admin/routes-access.js';
 import { portableRoutes } from './controlplane/admin/routes-portable.js';
+import { openapiRoutes } from './controlplane/admin/routes-openapi.js';
 import { acquireStoreLock, releaseStoreLock } from './controlplane/store/lock.js';
 import { compileForEnvironment, explainRoutes } from './controlplane/admin/routes-explain.js';
 import { AdminService } from './controlplane/admin/service.js';
@@ -158,6 +159,7 @@ export class Gateway {
       ...portableRoutes(service, c.bodyLimitBytes),
       ...explainRoutes(service, { trust: this.dataPlane.trust, snapshot: () => this.dataPlane.snapshot, compile: compileForEnvironment(service, compile) }, c.bodyLimitBytes),
     ];
+    routes.push(...openapiRoutes(() => routes));
     this.admin = new AdminServer({ routes, auth, log: this.log, trust: this.dataPlane.trust, access: () => service.accessList() });
     const { host, port } = parseListen(c.listen)!;
     this.adminAddr = await this.admin.listen(host, port);
