@@ -135,12 +135,13 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
 
   /** One entry write: find the group, check If-Match, change its entries, bump its version, go live. */
   const entryWrite = <T>(
-    c: { actor: string; ifMatch: string | undefined; params: Readonly<Record<string, string>> },
+    c: { actor: string; ifMatch: string | undefined; params: Readonly<Record<string, string>>; callerIp: string | null; force: boolean },
     action: string,
     change: (g: IpGroupRecord, d: StoreData) => { result: T; before: unknown; after: unknown },
   ) =>
     svc.write({
       actor: c.actor,
+      caller: c,
       action,
       target: target(c, '/ips'),
       project: c.params.project!,
@@ -182,6 +183,7 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
         const name = c.params.group!;
         const out = await svc.write({
           actor: c.actor,
+          caller: c,
           action: 'ipGroup.create',
           target: target(c),
           project: c.params.project!,
@@ -206,6 +208,7 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
       handler: async (c) => {
         await svc.write({
           actor: c.actor,
+          caller: c,
           action: 'ipGroup.delete',
           target: target(c),
           project: c.params.project!,
