@@ -26,7 +26,7 @@ import type { IpGroupRecord, ProjectRecord, StoreData } from '../store/state.js'
 import { AdminError } from './errors.js';
 import { nextPageUri, parseCursor, parseLimit } from './pagination.js';
 import type { Route } from './router.js';
-import { checkIfMatch, etagOf, findProject, type AdminService, type DeploymentResult } from './service.js';
+import { checkIfMatch, deploymentReply, etagOf, findProject, type AdminService } from './service.js';
 
 const describedSchema = z.strictObject({ description: z.string().max(1024).optional() });
 
@@ -123,9 +123,6 @@ function newGroupId(p: ProjectRecord): string {
   }
 }
 
-function deploymentResult(results: DeploymentResult[]): Record<string, unknown> {
-  return { success: results.every((x) => x.success), deploymentResults: results };
-}
 
 export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
   const base = '/apiops/projects/:project/ipGroups/';
@@ -267,7 +264,7 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
           g.entries.push(...added);
           return { result: { added: added.length, ignored: body.entries.length - added.length }, before: null, after: added };
         });
-        return { body: { success: true, ...out.result.value, deploymentResult: deploymentResult(out.deploymentResults) }, etag: etagOf(out.result.version) };
+        return { body: { ...out.result.value, ...deploymentReply(out.deploymentResults) }, etag: etagOf(out.result.version) };
       },
     },
     {
@@ -290,7 +287,7 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
           g.entries = next;
           return { result: { entryCount: next.length, ignored: body.entries.length - next.length }, before, after: next };
         });
-        return { body: { success: true, ...out.result.value, deploymentResult: deploymentResult(out.deploymentResults) }, etag: etagOf(out.result.version) };
+        return { body: { ...out.result.value, ...deploymentReply(out.deploymentResults) }, etag: etagOf(out.result.version) };
       },
     },
     {
@@ -316,7 +313,7 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
           const ignored = body.entries.length - matched.size;
           return { result: { removed: removed.length, ignored }, before: removed, after: null };
         });
-        return { body: { success: true, ...out.result.value, deploymentResult: deploymentResult(out.deploymentResults) }, etag: etagOf(out.result.version) };
+        return { body: { ...out.result.value, ...deploymentReply(out.deploymentResults) }, etag: etagOf(out.result.version) };
       },
     },
   ];

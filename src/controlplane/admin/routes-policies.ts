@@ -15,7 +15,7 @@ import type { PolicyBinding, TargetPipeline } from '../../policy/model.js';
 import type { ProxyRecord, StoreData } from '../store/state.js';
 import { AdminError } from './errors.js';
 import type { Route } from './router.js';
-import { checkIfMatch, etagOf, findProject, findProxy, type AdminService } from './service.js';
+import { checkIfMatch, deploymentReply, etagOf, findProject, findProxy, type AdminService } from './service.js';
 
 const deleteBodySchema = z.strictObject({
   operationMetadata: z
@@ -100,10 +100,6 @@ export function deployTo(d: StoreData, r: ProxyRecord, envs: readonly string[], 
 /** Deployments kept per proxy for rollback. */
 const MAX_HISTORY = 20;
 
-function deploymentBody(results: { success: boolean }[]): Record<string, unknown> {
-  return { success: true, deploymentResult: { success: results.every((x) => x.success), deploymentResults: results } };
-}
-
 export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
   const base = '/apiops/projects/:project/apiProxies/:proxy/policies/';
   return [
@@ -162,7 +158,7 @@ export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
             return { result: r.version, deployed, before: null, after: b };
           },
         });
-        return { body: deploymentBody(out.deploymentResults), etag: etagOf(out.result) };
+        return { body: deploymentReply(out.deploymentResults), etag: etagOf(out.result) };
       },
     },
     {
@@ -205,7 +201,7 @@ export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
             return { result: r.version, deployed, before: old, after: b };
           },
         });
-        return { body: deploymentBody(out.deploymentResults), etag: etagOf(out.result) };
+        return { body: deploymentReply(out.deploymentResults), etag: etagOf(out.result) };
       },
     },
     {
@@ -236,7 +232,7 @@ export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
             return { result: r.version, deployed, before: old, after: null };
           },
         });
-        return { body: deploymentBody(out.deploymentResults), etag: etagOf(out.result) };
+        return { body: deploymentReply(out.deploymentResults), etag: etagOf(out.result) };
       },
     },
   ];

@@ -5,7 +5,7 @@
  */
 import { exportSchema, exportState, importState } from '../store/portable.js';
 import type { Route } from './router.js';
-import type { AdminService } from './service.js';
+import { deploymentReply, type AdminService } from './service.js';
 
 export function portableRoutes(svc: AdminService, bodyLimit: number): Route[] {
   return [
@@ -36,7 +36,7 @@ export function portableRoutes(svc: AdminService, bodyLimit: number): Route[] {
             return { result: null, deployed, before, after: doc };
           },
         });
-        return { body: { success: true, deploymentResult: { success: out.deploymentResults.every((x) => x.success), deploymentResults: out.deploymentResults } } };
+        return { body: deploymentReply(out.deploymentResults) };
       },
     },
   ];

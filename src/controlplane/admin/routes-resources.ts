@@ -7,7 +7,7 @@ import type { ProxyRecord } from '../store/state.js';
 import { AdminError } from './errors.js';
 import { deployTo } from './routes-policies.js';
 import type { Route } from './router.js';
-import { checkIfMatch, etagOf, findProject, findProxy, redeployRequired, requireEnvironment, type AdminService } from './service.js';
+import { checkIfMatch, deploymentReply, etagOf, findProject, findProxy, redeployRequired, requireEnvironment, type AdminService } from './service.js';
 
 const describedSchema = z.strictObject({ description: z.string().max(1024).optional() });
 
@@ -218,7 +218,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
             return { result: null, deployed: Object.keys(r.deployments), before: r.draft, after: null };
           },
         });
-        return { body: { success: true, deploymentResult: { success: out.deploymentResults.every((x) => x.success), deploymentResults: out.deploymentResults } } };
+        return { body: deploymentReply(out.deploymentResults) };
       },
     },
     // ---- deployments ----
@@ -242,7 +242,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
             return { result: null, deployed: [env], before: { deployedRevision: before }, after: { deployedRevision: d.revision + 1 } };
           },
         });
-        return { body: { success: true, deploymentResult: { success: out.deploymentResults.every((x) => x.success), deploymentResults: out.deploymentResults } } };
+        return { body: deploymentReply(out.deploymentResults) };
       },
     },
     {
@@ -266,7 +266,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
             return { result: null, deployed: [env], before: { deployedRevision: dep.revision }, after: null };
           },
         });
-        return { body: { success: true, deploymentResult: { success: out.deploymentResults.every((x) => x.success), deploymentResults: out.deploymentResults } } };
+        return { body: deploymentReply(out.deploymentResults) };
       },
     },
     {
@@ -309,7 +309,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
             return { result: r.version, deployed: envs, before, after: r.draft };
           },
         });
-        return { body: { success: true, deploymentResult: { success: out.deploymentResults.every((x) => x.success), deploymentResults: out.deploymentResults } }, etag: etagOf(out.result) };
+        return { body: deploymentReply(out.deploymentResults), etag: etagOf(out.result) };
       },
     },
     {

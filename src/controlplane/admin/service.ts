@@ -151,6 +151,11 @@ export class AdminService {
   }
 }
 
+/** The Apinizer reply of a write that may deploy: overall success only when every environment succeeded. */
+export function deploymentReply(results: readonly DeploymentResult[]): { success: true; deploymentResult: { success: boolean; deploymentResults: readonly DeploymentResult[] } } {
+  return { success: true, deploymentResult: { success: results.every((x) => x.success), deploymentResults: results } };
+}
+
 // ---- lookups shared by the routes (case-insensitive names) ----------------------------------------
 
 export function findProject(d: Readonly<StoreData>, name: string): ProjectRecord {
