@@ -279,21 +279,16 @@ export function parseClientIp(s: string, out: Uint32Array): IpFamily {
   return FAMILY_V6;
 }
 
-const HEX_CHARS = '0123456789abcdef';
-
-/** Lowercase hex of a 16-bit value without leading zeros (faster than toString(16)). */
-function hex16(x: number): string {
-  if (x < 0x10) return HEX_CHARS[x]!;
-  if (x < 0x100) return HEX_CHARS[x >>> 4]! + HEX_CHARS[x & 15]!;
-  if (x < 0x1000) return HEX_CHARS[x >>> 8]! + HEX_CHARS[(x >>> 4) & 15]! + HEX_CHARS[x & 15]!;
-  return HEX_CHARS[x >>> 12]! + HEX_CHARS[(x >>> 8) & 15]! + HEX_CHARS[(x >>> 4) & 15]! + HEX_CHARS[x & 15]!;
-}
-
 /** Dotted decimal text of a uint32 IPv4 address. */
 export function formatIPv4(n: number): string {
   const v = n >>> 0;
   return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
 }
+
+/** Scratch for formatIPv6's eight groups. */
+const fmtGroups = new Uint16Array(8);
+/** Char codes of 0-9a-f. */
+const HEX_CODES = [48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 97, 98, 99, 100, 101, 102];
 
 /**
  * RFC 5952 canonical text of an IPv6 address given as four big-endian 32-bit words: lowercase hex,
@@ -307,16 +302,21 @@ export function formatIPv6(words: ArrayLike<number>): string {
   const w2 = (words[2] ?? 0) >>> 0;
   const w3 = (words[3] ?? 0) >>> 0;
   if (w0 === 0 && w1 === 0 && w2 === 0xffff) return `::ffff:${formatIPv4(w3)}`;
-  const group = (i: number): number => {
-    const w = i < 2 ? w0 : i < 4 ? w1 : i < 6 ? w2 : w3;
-    return (i & 1) === 0 ? w >>> 16 : w & 0xffff;
-  };
+  const g = fmtGroups;
+  g[0] = w0 >>> 16;
+  g[1] = w0 & 0xffff;
+  g[2] = w1 >>> 16;
+  g[3] = w1 & 0xffff;
+  g[4] = w2 >>> 16;
+  g[5] = w2 & 0xffff;
+  g[6] = w3 >>> 16;
+  g[7] = w3 & 0xffff;
   // The longest run of zero groups (the first on a tie), if at least two long.
   let bestStart = -1;
   let bestLen = 1;
   let runStart = -1;
   for (let i = 0; i <= 8; i++) {
-    if (i < 8 && group(i) === 0) {
+    if (i < 8 && g[i] === 0) {
       if (runStart < 0) runStart = i;
     } else if (runStart >= 0) {
       if (i - runStart > bestLen) {
@@ -326,17 +326,22 @@ export function formatIPv6(words: ArrayLike<number>): string {
       runStart = -1;
     }
   }
-  let text = '';
+  // Character codes, turned into a string in one go (compile-time speed: 1M rule entries).
+  const codes: number[] = [];
   for (let i = 0; i < 8; i++) {
     if (i === bestStart) {
-      text += '::';
+      codes.push(CH_COLON, CH_COLON);
       i += bestLen - 1;
       continue;
     }
-    if (text.length > 0 && i !== bestStart + bestLen) text += ':';
-    text += hex16(group(i));
+    if (codes.length > 0 && i !== bestStart + bestLen) codes.push(CH_COLON);
+    const x = g[i]!;
+    if (x >= 0x1000) codes.push(HEX_CODES[x >>> 12]!);
+    if (x >= 0x100) codes.push(HEX_CODES[(x >>> 8) & 15]!);
+    if (x >= 0x10) codes.push(HEX_CODES[(x >>> 4) & 15]!);
+    codes.push(HEX_CODES[x & 15]!);
   }
-  return text;
+  return String.fromCharCode.apply(null, codes);
 }
 
 /** Text of an address as parseClientIp left it: family 4 reads out[0], family 6 out[0..3]. */

@@ -14,8 +14,11 @@
  *  - Leaf pushing. Compilation turns the prefix list into the disjoint address intervals on which
  *    the (longest allow, longest deny) answer is constant, so a lookup never backtracks and never
  *    compares prefix lengths: it walks down and stops at the first leaf.
- *  - Level 0 is a direct-indexed Int32Array `dir` over the top D bits; D (7..20) grows with the
- *    number of intervals so that small lists stay small and big ones skip the densest levels.
+ *  - Level 0 is a direct-indexed Int32Array `dir` over D bits (D = 7..20, growing with the number
+ *    of intervals so that small lists stay small and big ones skip the densest levels). It starts
+ *    after the prefix P that all interval boundaries share (e.g. 2000::/3 for a list of global IPv6
+ *    unicast prefixes, so the slots are not spent on empty address space); an address outside P is
+ *    answered by one compare (the leaf below or above P).
  *  - Every other object lives in one Int32Array `mem` per family, referenced by a tagged int32
  *    "entry": e < 0 is a leaf (~e is the leaf id); an even e is a node at mem[e >>> 1]; an odd e is a
  *    bucket at mem[e >>> 1]. dir holds entries.
@@ -85,18 +88,38 @@ export class IpTrie {
   private readonly dir4: Int32Array;
   private readonly mem4: Int32Array;
   private readonly d4: number;
+  private readonly l4: number;
+  private readonly pre4: number;
+  private readonly mask4: number;
+  private readonly below4: number;
+  private readonly above4: number;
   private readonly dir6: Int32Array;
   private readonly mem6: Int32Array;
   private readonly d6: number;
+  private readonly l6: number;
+  private readonly pre6: number;
+  private readonly mask6: number;
+  private readonly below6: number;
+  private readonly above6: number;
 
   /** @internal Use IpTrieBuilder. */
   constructor(v4: FamilyTrie, v6: FamilyTrie, allowEntry: Int32Array, denyEntry: Int32Array, prefixes: number) {
     this.dir4 = v4.dir;
     this.mem4 = v4.mem;
     this.d4 = v4.d;
+    this.l4 = v4.l;
+    this.pre4 = v4.pre;
+    this.mask4 = v4.preMask;
+    this.below4 = v4.below;
+    this.above4 = v4.above;
     this.dir6 = v6.dir;
     this.mem6 = v6.mem;
     this.d6 = v6.d;
+    this.l6 = v6.l;
+    this.pre6 = v6.pre;
+    this.mask6 = v6.preMask;
+    this.below6 = v6.below;
+    this.above6 = v6.above;
     this.allowEntry = allowEntry;
     this.denyEntry = denyEntry;
     const bytes =
@@ -106,16 +129,17 @@ export class IpTrie {
 
   /** HOT PATH. Leaf id for an IPv4 address given as a uint32 (an int32 works too). */
   lookup4(addr: number): number {
+    const a = addr >>> 0;
+    if (((a ^ this.pre4) & this.mask4) !== 0) return a < this.pre4 ? this.below4 : this.above4;
     const d = this.d4;
-    let e = this.dir4[addr >>> (32 - d)]!;
+    let e = this.dir4[(a << this.l4) >>> (32 - d)]!;
     if (e < 0) return ~e;
     const mem = this.mem4;
-    let p = d;
+    let p = this.l4 + d;
     for (;;) {
       const o = e >>> 1;
       if (e & 1) {
         // Bucket: [count, leaf, (key, leaf)*count], keys ascending; take the last key <= addr.
-        const a = addr >>> 0;
         let v = mem[o + 1]!;
         const end = o + 2 + 2 * mem[o]!;
         for (let i = o + 2; i < end; i += 2) {
@@ -127,7 +151,7 @@ export class IpTrie {
       const rem = 32 - p;
       const s = rem > STRIDE ? STRIDE : rem;
       p += s;
-      const c = (addr >>> (32 - p)) & ((1 << s) - 1);
+      const c = (a >>> (32 - p)) & ((1 << s) - 1);
       // Node: [runBitmap, entries...]; (2 << c) - 1 is bits 0..c (c = 31: 0 - 1, all ones).
       e = mem[o + popcnt(mem[o]! & ((2 << c) - 1))]!;
       if (e < 0) return ~e;
@@ -136,11 +160,13 @@ export class IpTrie {
 
   /** HOT PATH. Leaf id for an IPv6 address given as four big-endian 32-bit words. */
   lookup6(words: Uint32Array): number {
+    const w0 = words[0]!;
+    if (((w0 ^ this.pre6) & this.mask6) !== 0) return w0 < this.pre6 ? this.below6 : this.above6;
     const d = this.d6;
-    let e = this.dir6[words[0]! >>> (32 - d)]!;
+    let e = this.dir6[(w0 << this.l6) >>> (32 - d)]!;
     if (e < 0) return ~e;
     const mem = this.mem6;
-    let p = d;
+    let p = this.l6 + d;
     for (;;) {
       const o = e >>> 1;
       if (e & 1) {
@@ -180,7 +206,16 @@ export class IpTrie {
 export interface FamilyTrie {
   dir: Int32Array;
   mem: Int32Array;
+  /** dir indexes address bits [l, l + d). */
   d: number;
+  /** Length of the prefix common to every interval boundary (within the first word; l + d <= 32). */
+  l: number;
+  /** That prefix (top l bits of word 0, as a uint32) and its mask. */
+  pre: number;
+  preMask: number;
+  /** Leaves of addresses below / above that prefix. */
+  below: number;
+  above: number;
   objects: number;
 }
 
@@ -547,16 +582,26 @@ class FamilyTrieBuilder {
   }
 
   build(): FamilyTrie {
-    const { n, values, tz } = this.iv;
+    const { n, values, tz, starts } = this.iv;
+    const w = this.w;
     const d = directBits(n);
+    // The dir covers only the prefix shared by every boundary (e.g. 2000::/3 for a list of global
+    // IPv6 unicast prefixes), so its slots are not spent on address space with nothing in it.
+    let l = 0;
+    if (n > 1) {
+      const x = (starts[w]! ^ starts[(n - 1) * w]!) >>> 0;
+      l = Math.min(Math.clz32(x), 32 - d);
+    }
+    const preMask = l === 0 ? 0 : (0xffffffff << (32 - l)) | 0;
+    const pre = n > 1 ? (starts[w]! & preMask) >>> 0 : 0;
     const dir = new Int32Array(1 << d);
-    const align = this.bits - d; // a start with this many trailing zeros begins a dir slot
+    const align = this.bits - l - d; // a start with this many trailing zeros begins a dir slot
     // Walk the boundaries (not the slots): slots without a boundary strictly inside are leaves.
     let c = 0; // next slot to fill
     let cur = 0; // the interval containing slot c's first address
     let k = 1;
     while (k < n) {
-      const ck = this.chunk(k, 0, d);
+      const ck = this.chunk(k, l, d);
       if (c < ck) dir.fill(~values[cur]!, c, ck);
       let lo = cur;
       if (tz[k]! >= align) {
@@ -564,10 +609,10 @@ class FamilyTrieBuilder {
         k++;
       }
       let hi = k;
-      while (hi < n && this.chunk(hi, 0, d) === ck) hi++;
+      while (hi < n && this.chunk(hi, l, d) === ck) hi++;
       if (hi > k) {
         cur = hi - 1;
-        dir[ck] = this.block(d, lo, hi, 0);
+        dir[ck] = this.block(l + d, lo, hi, 0);
       } else {
         dir[ck] = ~values[lo]!;
       }
@@ -577,7 +622,8 @@ class FamilyTrieBuilder {
     if (c < dir.length) dir.fill(~values[cur]!, c);
     // Trim, unless the slack is small (a copy of a big buffer costs more than the bytes it saves).
     const mem = this.used < this.mem.length - (this.mem.length >>> 3) ? this.mem.slice(0, this.used) : this.mem;
-    return { dir, mem, d, objects: this.objects };
+    // Below the shared prefix is interval 0; above it, the last interval.
+    return { dir, mem, d, l, pre, preMask, below: values[0]!, above: values[n - 1]!, objects: this.objects };
   }
 
   /**

@@ -218,6 +218,8 @@ describe('parseIPv6 / parseClientIp: IPv6', () => {
     expect(client('::fffe:ffff:ffff').family).toBe(6);
     expect(client('0:0:0:0:1:ffff:0:0').family).toBe(6);
     expect(client('::1:0:0:0').family).toBe(6);
+    expect(client('0:0:0:1:0:ffff:102:304')).toEqual({ family: 6, words: [0, 1, 0xffff, 0x01020304] });
+    expect(client('1::ffff:1.2.3.4').family).toBe(6);
     expect(client('64:ff9b::1.2.3.4').family).toBe(6);
   });
 

@@ -177,6 +177,7 @@ describe('parseIpEntry: ranges', () => {
     expect(ok('10.3.10.4-18').canonical).toBe('10.3.10.4-18');
     expect(ok('10.3.10.0-255').prefixes).toEqual(['10.3.10.0/24']);
     expect(ok('10.3.10.7-7').prefixes).toEqual(['10.3.10.7/32']);
+    expect(err('10.3.10.18-4')).toBe("10.3.10.18-4: range end 4 is below the start's last octet 18");
   });
 
   it.each([

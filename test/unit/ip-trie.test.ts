@@ -300,6 +300,34 @@ describe('IpTrie: small hand-made cases', () => {
     expect(at(trie, 'fe80::1%eth0')).toEqual({ allow: 7, deny: NO_ENTRY });
   });
 
+  it('answers addresses below and above the span of all boundaries (the dir window)', () => {
+    // Every boundary lies in 8.0.0.0/7, but the answer below it (inside 0.0.0.0/5) differs from
+    // the answer above it.
+    const v4 = fromText([
+      ['0.0.0.0/5', 0, 1],
+      ['8.0.0.0/8', 1, 2],
+      ['8.1.2.3', 1, 3],
+    ]);
+    expect(at(v4, '0.0.0.1')).toEqual({ allow: 1, deny: NO_ENTRY });
+    expect(at(v4, '7.255.255.255')).toEqual({ allow: 1, deny: NO_ENTRY });
+    expect(at(v4, '8.0.0.0')).toEqual({ allow: NO_ENTRY, deny: 2 });
+    expect(at(v4, '8.1.2.3')).toEqual({ allow: NO_ENTRY, deny: 3 });
+    expect(at(v4, '8.255.255.255')).toEqual({ allow: NO_ENTRY, deny: 2 });
+    expect(at(v4, '9.0.0.0')).toEqual({ allow: NO_ENTRY, deny: NO_ENTRY });
+    expect(at(v4, '255.255.255.255')).toEqual({ allow: NO_ENTRY, deny: NO_ENTRY });
+    const v6 = fromText([
+      ['::/5', 0, 1],
+      ['800::/8', 1, 2],
+      ['800:1::/32', 1, 3],
+    ]);
+    expect(at(v6, '::1')).toEqual({ allow: 1, deny: NO_ENTRY });
+    expect(at(v6, '7ff:ffff:ffff:ffff:ffff:ffff:ffff:ffff')).toEqual({ allow: 1, deny: NO_ENTRY });
+    expect(at(v6, '800::')).toEqual({ allow: NO_ENTRY, deny: 2 });
+    expect(at(v6, '800:1::5')).toEqual({ allow: NO_ENTRY, deny: 3 });
+    expect(at(v6, '900::')).toEqual({ allow: NO_ENTRY, deny: NO_ENTRY });
+    expect(at(v6, 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff')).toEqual({ allow: NO_ENTRY, deny: NO_ENTRY });
+  });
+
   it('on duplicate prefixes the smallest entryId wins, whatever the insertion order', () => {
     const trie = fromText([
       ['10.0.0.0/8', 0, 7],
