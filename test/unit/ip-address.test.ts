@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { mulberry32, testSeed } from '../helpers/seeded.js';
 import {
   FAMILY_INVALID,
   FAMILY_V4,
@@ -12,19 +13,7 @@ import {
   parseIPv6,
 } from '../../src/policy/ip-address.js';
 
-// Seeded PRNG: set IPGATE_TEST_SEED to replay a failure; the seed is printed and in every message.
-const SEED = Number(process.env.IPGATE_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
-console.log(`ip-address.test seed: ${SEED} (IPGATE_TEST_SEED=${SEED} to replay)`);
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const SEED = testSeed('ip-address.test');
 const rnd = mulberry32(SEED);
 const u32 = (): number => Math.floor(rnd() * 4294967296) >>> 0;
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;

@@ -1,20 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { mulberry32, testSeed } from '../helpers/seeded.js';
 import { parseClientIp } from '../../src/policy/ip-address.js';
 import { parseIpEntry, type CidrPrefix } from '../../src/policy/ip-entry.js';
 import { IpTrie, IpTrieBuilder, NO_ENTRY } from '../../src/policy/ip-trie.js';
 
-const SEED = Number(process.env.IPGATE_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
-console.log(`ip-trie.test seed: ${SEED} (IPGATE_TEST_SEED=${SEED} to replay)`);
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const SEED = testSeed('ip-trie.test');
 let rnd = mulberry32(SEED);
 const u32 = (): number => Math.floor(rnd() * 4294967296) >>> 0;
 const int = (n: number): number => Math.floor(rnd() * n);
