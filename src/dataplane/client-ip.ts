@@ -150,14 +150,11 @@ export interface ResolveInput {
   readonly req: IncomingMessage;
   readonly search: string;
   readonly body: Buffer | null;
-  readonly trust: TrustFn;
   /** Whether the socket peer is a trusted proxy (computed once per request by the caller). */
   readonly peerTrusted: boolean;
-  /** The default resolution, computed at most once per request by the caller. */
-  readonly defaultIp: () => ResolvedIp;
 }
 
-/** Resolve a non-default source. Untrusted peers fall back to their socket address. */
+/** Resolve a non-default source (the caller resolves the default one). Untrusted peers fall back to their socket address. */
 export function resolveSource(src: CompiledIpSource, input: ResolveInput, out: ResolvedIp): ResolvedIp {
   const req = input.req;
   if (src.kind === IpSourceKind.RemoteAddr) {
@@ -201,7 +198,8 @@ export function resolveSource(src: CompiledIpSource, input: ResolveInput, out: R
       return accept(out, v.trim(), 'script');
     }
     default:
-      return input.defaultIp();
+      // The default source is resolved (once) by the caller, never here; anything else fails closed.
+      return out.fail('default', 'unsupported client IP source');
   }
 }
 

@@ -49,7 +49,7 @@ export class RequestContext implements PolicyContext {
     if (source.kind === IpSourceKind.Default) return this.defaultIp();
     return resolveSource(
       source,
-      { req: this.req, search: this.search, body: this.body, trust: this.shared.trust, peerTrusted: this.peerTrusted, defaultIp: () => this.defaultIp() },
+      { req: this.req, search: this.search, body: this.body, peerTrusted: this.peerTrusted },
       new ResolvedIp(),
     );
   }

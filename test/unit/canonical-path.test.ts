@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../helpers/seeded.js';
 import { canonicalizeTarget } from '../../src/dataplane/canonical-path.js';
 
 function okPath(target: string): string {
@@ -274,17 +275,8 @@ describe('canonicalizeTarget: request-target forms (RFC 9112 §3.2)', () => {
 });
 
 describe('canonicalizeTarget: properties', () => {
-  // Deterministic PRNG (mulberry32) so a failure is reproducible.
-  function rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
+  // Fixed seeds (rng(42), ...) keep these properties reproducible.
+  const rng = mulberry32;
   const ALPHABET = ['/', '.', 'a', '%2e', '%2E', '%41', '%2f', '//'];
 
   function hasDecodableEscape(p: string): boolean {

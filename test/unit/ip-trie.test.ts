@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32, testSeed } from '../helpers/seeded.js';
 import { parseClientIp } from '../../src/policy/ip-address.js';
-import { parseIpEntry, type CidrPrefix } from '../../src/policy/ip-entry.js';
+import { parseIpEntry } from '../../src/policy/ip-entry.js';
 import { IpTrie, IpTrieBuilder, NO_ENTRY } from '../../src/policy/ip-trie.js';
 
 const SEED = testSeed('ip-trie.test');

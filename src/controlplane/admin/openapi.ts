@@ -4,13 +4,17 @@
  * Every route must have an entry in OPERATIONS (keyed "METHOD path", the path exactly as the
  * route declares it): buildOpenApi throws on a route without one, so a new route cannot ship
  * undocumented. Request bodies are JSON Schema 2020-12 generated from the zod schemas the
- * handlers validate with (z.toJSONSchema, input side). Schemas the route files keep private are
- * mirrored below from the same exported building blocks; keep them in step with their routes.
+ * handlers validate with (z.toJSONSchema, input side), imported from the route files themselves.
  * Cross-field rules (superRefine) have no JSON Schema form and are described in prose.
  */
 import { z } from 'zod';
-import { basePathSchema, hostSchema, ipEntrySchema, ipGroupEntrySchema, NAME_RE, nameSchema, policyBindingSchema, upstreamSchema } from '../../config/schema.js';
+import { basePathSchema, hostSchema, ipEntrySchema, NAME_RE, policyBindingSchema, upstreamSchema } from '../../config/schema.js';
 import { exportSchema } from '../store/portable.js';
+import { adminAccessBodySchema } from './routes-access.js';
+import { explainSchema } from './routes-explain.js';
+import { entriesBodySchema, removeBodySchema } from './routes-ipgroups.js';
+import { deleteBodySchema } from './routes-policies.js';
+import { describedSchema, proxyBodySchema } from './routes-resources.js';
 import { ADMIN_ERRORS, type AdminErrorCode } from './errors.js';
 import type { Route } from './router.js';
 
@@ -21,36 +25,6 @@ export const OPENAPI_PATH = '/apiops/openapi.json';
 // ---- request body schemas --------------------------------------------------------------------
 
 /** Mirrors of route-local schemas (routes-*.ts), built from the same exported parts. */
-const describedBody = z.strictObject({ description: z.string().max(1024).optional() });
-const apiProxyBody = z.strictObject({
-  description: z.string().max(1024).optional(),
-  basePath: basePathSchema,
-  hosts: z.array(hostSchema).optional(),
-  upstream: upstreamSchema,
-});
-const policyDeleteBody = z.strictObject({
-  operationMetadata: z
-    .strictObject({
-      targetScope: z.enum(['ALL', 'ENDPOINT']).optional(),
-      targetPipeline: z.enum(['REQUEST', 'RESPONSE', 'ERROR']).optional(),
-      deploy: z.boolean().optional(),
-      deployTargetEnvironmentNameList: z.array(z.string()).optional(),
-    })
-    .optional(),
-});
-const serverSet = z.never().optional();
-const ipGroupEntriesBody = z.strictObject({ entries: z.array(ipGroupEntrySchema.extend({ createdBy: serverSet, createdAt: serverSet })) });
-const ipGroupRemoveBody = z.strictObject({ entries: z.array(ipEntrySchema) });
-const adminAccessBody = z.strictObject({ ipList: z.array(ipEntrySchema).max(10_000) });
-const ipCheckBody = z.strictObject({
-  ip: z.string().min(1).max(64).optional(),
-  remoteAddress: z.string().min(1).max(64).optional(),
-  headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
-  path: z.string().startsWith('/').default('/'),
-  method: z.string().regex(/^[A-Z]+$/).default('GET'),
-  environment: nameSchema.optional(),
-});
-
 const IP_ENTRY_TEXT =
   'An IP rule: an address ("192.0.2.1", "2001:db8::1"), a CIDR block with no host bits set ("10.0.0.0/8"), a range ("192.0.2.0-192.0.2.29", "10.3.10.4-18") or an IPv4 wildcard ("10.3.*.*"). Zone ids are refused.';
 
@@ -63,9 +37,9 @@ const ANNOTATIONS = new Map<unknown, string>([
 ]);
 
 const BODY_SCHEMAS = {
-  Described: { schema: describedBody, description: 'An optional description. The body may be empty.' },
+  Described: { schema: describedSchema, description: 'An optional description. The body may be empty.' },
   ApiProxyBody: {
-    schema: apiProxyBody,
+    schema: proxyBodySchema,
     description: 'An API proxy\'s routing: basePath, optional host names and the upstream. The name comes from the URL; policies are managed under .../policies/.',
   },
   PolicyBinding: {
@@ -74,17 +48,17 @@ const BODY_SCHEMAS = {
       'A policy and where it runs. policy.name may be omitted (the URL names the policy) and must equal it if given. Rules not expressed in this schema: policy.ipList or policy.ipGroupIdList must be non-empty; targetScope ENDPOINT requires targetEndpoint and targetEndpointHTTPMethod; targetVariableForIP of type HEADER/PARAMETER/BODY/CONTEXT/SCRIPT requires headerName/paramName/bodyPath/contextValue/script respectively, and a script must compile; description is at most 1024 bytes. operationMetadata.order is the 1-based position within the pipeline (null or absent: last, or unchanged on update); deploy (default true) deploys to deployTargetEnvironmentNameList, or to every environment the proxy is deployed to.',
   },
   PolicyDeleteOptions: {
-    schema: policyDeleteBody,
+    schema: deleteBodySchema,
     description: 'Optional. operationMetadata.deploy (default false) deploys the change to deployTargetEnvironmentNameList, or to every environment the proxy is deployed to.',
   },
   IpGroupEntries: {
-    schema: ipGroupEntriesBody,
+    schema: entriesBodySchema,
     description: 'IP group entries. createdBy and createdAt are set by the server and must be absent. Duplicates (same IP and action) are ignored. description is at most 255 bytes, metadata 4096; expiresAt is an RFC 3339 timestamp.',
   },
-  IpGroupEntryRemoval: { schema: ipGroupRemoveBody, description: 'The IP texts of the entries to remove (compared in canonical form).' },
-  AdminAccessList: { schema: adminAccessBody, description: 'The admin listener\'s IP allowlist; empty means unrestricted.' },
+  IpGroupEntryRemoval: { schema: removeBodySchema, description: 'The IP texts of the entries to remove (compared in canonical form).' },
+  AdminAccessList: { schema: adminAccessBodySchema, description: 'The admin listener\'s IP allowlist; empty means unrestricted.' },
   IpCheckRequest: {
-    schema: ipCheckBody,
+    schema: explainSchema,
     description:
       'A request to evaluate: give ip (a direct client), or remoteAddress with optional headers (forwarded requests). path is below the proxy\'s basePath and may carry a query. environment defaults to this node\'s.',
   },

@@ -10,7 +10,8 @@ import { AdminError } from './errors.js';
 import type { Route } from './router.js';
 import { checkIfMatch, etagOf, type AdminService } from './service.js';
 
-const bodySchema = z.strictObject({ ipList: z.array(ipEntrySchema).max(10_000) });
+/** PUT /apiops/admin-access/ body (also described in the OpenAPI document). */
+export const adminAccessBodySchema = z.strictObject({ ipList: z.array(ipEntrySchema).max(10_000) });
 
 export function accessRoutes(svc: AdminService, bodyLimit: number): Route[] {
   return [
@@ -26,7 +27,7 @@ export function accessRoutes(svc: AdminService, bodyLimit: number): Route[] {
       method: 'PUT',
       path: '/apiops/admin-access/',
       handler: async (c) => {
-        const body = await c.json(bodySchema, bodyLimit);
+        const body = await c.json(adminAccessBodySchema, bodyLimit);
         const next = new AccessList(body.ipList);
         if (!next.allows(c.callerIp) && !c.force) {
           throw new AdminError(

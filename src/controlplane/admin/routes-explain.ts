@@ -19,7 +19,7 @@ import { AdminError } from './errors.js';
 import type { Route } from './router.js';
 import { findProject, findProxy, requireEnvironment, type AdminService } from './service.js';
 
-const explainSchema = z
+export const explainSchema = z
   .strictObject({
     /** Shortcut: the socket address of a direct client (no forwarding headers). */
     ip: z.string().min(1).max(64).optional(),

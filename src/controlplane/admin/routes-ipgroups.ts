@@ -26,9 +26,9 @@ import type { IpGroupRecord, ProjectRecord, StoreData } from '../store/state.js'
 import { AdminError } from './errors.js';
 import { nextPageUri, parseCursor, parseLimit } from './pagination.js';
 import type { Route } from './router.js';
+import { describedSchema } from './routes-resources.js';
 import { checkIfMatch, deploymentReply, etagOf, findProject, type AdminService } from './service.js';
 
-const describedSchema = z.strictObject({ description: z.string().max(1024).optional() });
 
 /** createdBy and createdAt are the server's: the actor and the time of the write. */
 const serverSet = z.never({ error: 'set by the server; remove it from the body' }).optional();
@@ -36,8 +36,8 @@ const serverSet = z.never({ error: 'set by the server; remove it from the body' 
 /** One entry as a client writes it: ipGroupEntrySchema without the server-set fields. */
 const entryInputSchema = ipGroupEntrySchema.extend({ createdBy: serverSet, createdAt: serverSet });
 
-const entriesBodySchema = z.strictObject({ entries: z.array(entryInputSchema) });
-const removeBodySchema = z.strictObject({ entries: z.array(ipEntrySchema) });
+export const entriesBodySchema = z.strictObject({ entries: z.array(entryInputSchema) });
+export const removeBodySchema = z.strictObject({ entries: z.array(ipEntrySchema) });
 
 type EntryInput = z.output<typeof entryInputSchema>;
 

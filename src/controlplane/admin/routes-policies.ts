@@ -17,7 +17,7 @@ import { AdminError } from './errors.js';
 import type { Route } from './router.js';
 import { checkIfMatch, deploymentReply, etagOf, findProject, findProxy, type AdminService } from './service.js';
 
-const deleteBodySchema = z.strictObject({
+export const deleteBodySchema = z.strictObject({
   operationMetadata: z
     .strictObject({
       targetScope: z.enum(['ALL', 'ENDPOINT']).optional(),

@@ -9,9 +9,9 @@ import { deployTo } from './routes-policies.js';
 import type { Route } from './router.js';
 import { checkIfMatch, deploymentReply, etagOf, findProject, findProxy, redeployRequired, requireEnvironment, type AdminService } from './service.js';
 
-const describedSchema = z.strictObject({ description: z.string().max(1024).optional() });
+export const describedSchema = z.strictObject({ description: z.string().max(1024).optional() });
 
-const proxyBodySchema = z.strictObject({
+export const proxyBodySchema = z.strictObject({
   description: z.string().max(1024).optional(),
   basePath: basePathSchema,
   hosts: z.array(hostSchema).optional(),
