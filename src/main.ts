@@ -17,6 +17,7 @@ import { policyRoutes } from './controlplane/admin/routes-policies.js';
 import { resourceRoutes } from './controlplane/admin/routes-resources.js';
 import { AdminServer } from './controlplane/admin/server.js';
 import { auditRoutes } from './controlplane/admin/routes-audit.js';
+import { nodeRoutes } from './controlplane/admin/routes-nodes.js';
 import { accessRoutes } from './controlplane/admin/routes-access.js';
 import { portableRoutes } from './controlplane/admin/routes-portable.js';
 import { openapiRoutes } from './controlplane/admin/routes-openapi.js';
@@ -24,15 +25,18 @@ import { acquireStoreLock, releaseStoreLock } from './controlplane/store/lock.js
 import { compileForEnvironment, explainRoutes } from './controlplane/admin/routes-explain.js';
 import { AdminService } from './controlplane/admin/service.js';
 import { FileStore } from './controlplane/store/file-store.js';
+import type { Store } from './controlplane/store/store.js';
 import { seedStore, stateForEnvironment } from './controlplane/store/to-state.js';
 import type { Snapshot } from './policy/snapshot.js';
+import { systemClock, type Clock } from './clock.js';
+import { stateHash } from './policy/state-hash.js';
 
 export interface GatewayOptions {
   readonly config: GatewayConfig;
   /** Log destination (tests); stdout otherwise. */
   readonly logStream?: DestinationStream | undefined;
-  /** Clock for IP group expiry (tests). */
-  readonly now?: (() => number) | undefined;
+  /** Clock for IP group expiry (tests inject a manual one); the system clock otherwise. */
+  readonly clock?: Clock | undefined;
   /** Collect Node process metrics (off in tests, which start many gateways in one process). */
   readonly processMetrics?: boolean | undefined;
 }
@@ -66,10 +70,11 @@ export class Gateway {
   readonly metrics: Metrics;
   readonly dataPlane: DataPlane;
   private state: PolicyState;
-  private expiryTimer: NodeJS.Timeout | null = null;
+  private expiryTimer: { cancel(): void } | null = null;
+  private readonly clock: Clock;
   private trafficAddr: AddressInfo | null = null;
   private adminAddr: AddressInfo | null = null;
-  private store: FileStore | null = null;
+  private store: Store | null = null;
   private lockedStore: string | null = null;
   private admin: AdminServer | null = null;
 
@@ -86,6 +91,7 @@ export class Gateway {
       metrics: this.metrics,
     });
     this.state = configToState(config);
+    this.clock = opts.clock ?? systemClock;
   }
 
   /**
@@ -101,20 +107,23 @@ export class Gateway {
         // One process per store file: the lock keeps `ipgate import` from writing under a running gateway.
         acquireStoreLock(config.store.file);
         gw.lockedStore = config.store.file;
-        const existing = await FileStore.open(config.store.file);
-        gw.store = existing ?? (await FileStore.create(config.store.file, seedStore(configToState(config), config.environment)));
-        if (!gw.store.data.environments.some((e) => e.name === config.environment)) {
-          await gw.store.update((d) => {
+        const nodeId = config.nodeId;
+        const existing = await FileStore.open(config.store.file, { nodeId });
+        const store = existing ?? (await FileStore.create(config.store.file, seedStore(configToState(config), config.environment), { nodeId }));
+        gw.store = store;
+        if (!store.data.environments.some((e) => e.name === config.environment)) {
+          await store.update((d) => {
             d.environments.push({ name: config.environment, createdAt: new Date().toISOString() });
           });
         }
-        gw.state = stateForEnvironment(gw.store.data, config.environment);
-        gw.log.info({ event: 'store_opened', file: config.store.file, seeded: existing === null, revision: gw.store.data.revision, epoch: gw.store.data.epoch }, 'store opened');
+        gw.state = stateForEnvironment(store.data, config.environment);
+        gw.log.info({ event: 'store_opened', store: store.description, seeded: existing === null, revision: store.data.revision, epoch: store.data.epoch }, 'store opened');
       }
       const r = gw.apply(gw.state);
       if (!r.ok) {
         throw new Error('policy compile failed:\n' + r.issues.map((i) => `  ${i.path}: ${i.message}`).join('\n'));
       }
+      await gw.reportApplied();
       const { host, port } = parseListen(config.listen)!;
       gw.trafficAddr = await gw.dataPlane.listen(host, port);
       await gw.startAdmin();
@@ -144,7 +153,7 @@ export class Gateway {
       store: this.store,
       environment: this.config.environment,
       compile: (state) => compileConfig(this.config, state, this.now()),
-      install: (snapshot, state) => this.install(snapshot, state),
+      enforce: (snapshot, state) => this.enforce(snapshot, state),
       current: () => this.dataPlane.snapshot,
       frontsAdmin: (origin) => this.frontsAdmin(origin),
       trust: this.dataPlane.trust,
@@ -155,6 +164,7 @@ export class Gateway {
       ...policyRoutes(service, c.bodyLimitBytes),
       ...ipGroupRoutes(service, c.bodyLimitBytes),
       ...auditRoutes(service),
+      ...nodeRoutes(service),
       ...accessRoutes(service, c.bodyLimitBytes),
       ...portableRoutes(service, c.bodyLimitBytes),
       ...explainRoutes(service, { trust: this.dataPlane.trust, snapshot: () => this.dataPlane.snapshot, compile: compileForEnvironment(service, compile) }, c.bodyLimitBytes),
@@ -208,22 +218,40 @@ export class Gateway {
     this.log.info({ event: 'snapshot_installed', revision: state.revision, stats: snapshot.stats }, 'policy snapshot installed');
   }
 
+  /**
+   * Enforce a committed state on this node, given its compiled snapshot, and record what this node
+   * now enforces in the store (for deploymentResults and /apiops/nodes/).
+   */
+  async enforce(snapshot: Snapshot, state: PolicyState): Promise<{ success: boolean; message: string }> {
+    this.install(snapshot, state);
+    await this.reportApplied();
+    return { success: true, message: `Deployment successful: revision ${state.revision} is enforced` };
+  }
+
+  private async reportApplied(failed?: { revision: number; error: string }): Promise<void> {
+    if (this.store === null) return;
+    await this.store
+      .reportApplied({ environment: this.config.environment, revision: this.state.revision, snapshotHash: stateHash(this.state), failed })
+      .catch((err: unknown) => this.log.warn({ event: 'status_report_failed', err: (err as Error).message }, 'could not record the enforced revision in the store'));
+  }
+
   private now(): number {
-    return this.opts.now?.() ?? Date.now();
+    return this.clock.now();
   }
 
   /** Recompile when the earliest IP group entry expires, so it stops matching on time. */
   private scheduleExpiry(at: number): void {
-    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    this.expiryTimer?.cancel();
     this.expiryTimer = null;
     if (!Number.isFinite(at)) return;
-    const delay = Math.min(Math.max(at - this.now(), 0), 2 ** 31 - 1);
-    this.expiryTimer = setTimeout(() => this.apply(this.state), delay);
-    this.expiryTimer.unref();
+    this.expiryTimer = this.clock.at(at, () => {
+      this.expiryTimer = null;
+      this.apply(this.state);
+    });
   }
 
   async close(): Promise<void> {
-    if (this.expiryTimer !== null) clearTimeout(this.expiryTimer);
+    this.expiryTimer?.cancel();
     if (this.admin !== null) await this.admin.close();
     if (this.dataPlane.server.listening) await this.dataPlane.close();
     if (this.store !== null) await this.store.close();

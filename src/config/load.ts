@@ -55,6 +55,7 @@ export function zodIssues(error: z.ZodError, envSources: ReadonlyMap<string, str
 export const ENV_OVERRIDES = {
   IPGATE_LISTEN: 'listen',
   IPGATE_ENVIRONMENT: 'environment',
+  IPGATE_NODE_ID: 'nodeId',
   IPGATE_TRUSTED_PROXIES: 'trustedProxies',
   IPGATE_LOG_LEVEL: 'log.level',
   IPGATE_ADMIN_LISTEN: 'admin.listen',

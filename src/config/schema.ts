@@ -6,6 +6,7 @@
  * Objects are strict: an unknown key is an error, because a typo in a security policy
  * ("ipLsit") must not silently become an empty list.
  */
+import { hostname } from 'node:os';
 import { Script } from 'node:vm';
 import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
@@ -230,6 +231,11 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 export const gatewayConfigSchema = z.strictObject({
   listen: listenSchema.default('0.0.0.0:8080'),
   environment: nameSchema.default('production'),
+  /** This node's name in deploymentResults and /apiops/nodes/. Default: the host name. */
+  nodeId: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'letters, digits, ".", "_", ":" and "-", at most 128')
+    .default(() => hostname()),
   /** proxy-addr syntax: loopback, linklocal, uniquelocal, addresses and CIDRs. */
   trustedProxies: z.array(trustedProxySchema).default(['loopback']),
   limits: z

@@ -3,6 +3,7 @@
  * their socket to a chosen loopback address (127.0.0.2, 127.0.0.3, ...) so requests really come
  * from different client IPs. Nothing here mocks a gateway component.
  */
+import type { Clock } from '../../src/clock.js';
 import { createHash } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
@@ -80,11 +81,11 @@ export interface TestGateway {
 }
 
 /** Start a gateway from a config object (written as YAML, so the real loader validates it). */
-export async function startGateway(config: Record<string, unknown>, opts: { now?: () => number; env?: Record<string, string> } = {}): Promise<TestGateway> {
+export async function startGateway(config: Record<string, unknown>, opts: { clock?: Clock; env?: Record<string, string> } = {}): Promise<TestGateway> {
   const text = stringify({ listen: '127.0.0.1:0', log: { level: 'info' }, admin: { listen: '127.0.0.1:0' }, ...config });
   const parsed = parseConfigText(text, 'test-config.yaml', opts.env ?? {});
   const logs = new LogCapture();
-  const gateway = await Gateway.start({ config: parsed, logStream: logs, now: opts.now, processMetrics: false });
+  const gateway = await Gateway.start({ config: parsed, logStream: logs, clock: opts.clock, processMetrics: false });
   return { gateway, port: gateway.trafficAddress.port, logs, close: () => gateway.close() };
 }
 

@@ -34,12 +34,33 @@ describe('admin: deploy history and rollback, audit, explain', () => {
           admin: { listen: '127.0.0.1:0', tokens: [{ name: 'v', sha256: createHash('sha256').update(VIEWER).digest('hex'), role: 'viewer' }] },
         },
       }),
-      { env: { IPGATE_ADMIN_TOKEN: ADMIN } },
+      { env: { IPGATE_ADMIN_TOKEN: ADMIN, IPGATE_NODE_ID: 'ops-node-1' } },
     );
   });
   afterAll(async () => {
     await gw.close();
     await up.close();
+  });
+
+  it('lists this node under /apiops/nodes/ with the revision it enforces, updated by every write', async () => {
+    const before = await call('GET', '/apiops/nodes/', undefined, VIEWER);
+    expect(before.status).toBe(200);
+    expect(before.body.resultCount).toBe(1);
+    const node = before.body.resultList[0];
+    expect(node).toMatchObject({ nodeId: 'ops-node-1', environment: 'production', state: 'live', failedRevision: null, failedError: null });
+    expect(node.revision).toBe(gw.gateway.dataPlane.snapshot!.revision);
+    const w = await add('nodes-probe', ['127.0.0.77']);
+    expect(w.status).toBe(200);
+    const after = (await call('GET', '/apiops/nodes/', undefined, VIEWER)).body.resultList[0];
+    expect(after.revision).toBe(node.revision + 1);
+    // The hash names what is enforced: a different policy set, a different hash.
+    expect(after.snapshotHash).toMatch(/^[0-9a-f]{16}$/);
+    expect(after.snapshotHash).not.toBe(node.snapshotHash);
+    await call('DELETE', `${POL}nodes-probe/`, { operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST', deploy: true } });
+    // Back to the same policies: back to the same hash, at a newer revision.
+    const back = (await call('GET', '/apiops/nodes/', undefined, VIEWER)).body.resultList[0];
+    expect(back.snapshotHash).toBe(node.snapshotHash);
+    expect(back.revision).toBe(node.revision + 2);
   });
 
   it('records each deployment and rolls a proxy back to an earlier one', async () => {

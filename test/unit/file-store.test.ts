@@ -75,7 +75,7 @@ describe('FileStore basics', () => {
     const text = await readFile(file, 'utf8');
     const parsed = JSON.parse(text) as { ipgate: string; format: number; sha256: string; data: StoreData };
     expect(parsed.ipgate).toBe('store');
-    expect(parsed.format).toBe(1);
+    expect(parsed.format).toBe(2);
     expect(parsed.data).toEqual(initial({ revision: 7 }));
     expect(parsed.sha256).toBe(createHash('sha256').update(JSON.stringify(parsed.data)).digest('hex'));
 
@@ -253,7 +253,8 @@ describe('FileStore basics', () => {
     await store.update((d) => {
       leaked = d;
     });
-    leaked!.environments.push(env('late'));
+    // The draft became the committed state, frozen: a leaked reference cannot change it.
+    expect(() => leaked!.environments.push(env('late'))).toThrow(TypeError);
     const input = initial();
     await store.replace(input);
     input.environments.push(env('late2'));
@@ -289,6 +290,107 @@ describe('FileStore basics', () => {
     expect(order).toEqual(['update', 'close']);
     await expect(store.update(() => undefined)).rejects.toThrow(/closed/);
     expect((await FileStore.open(file))!.data.revision).toBe(1);
+  });
+});
+
+describe('FileStore deployed copies are content-addressed blobs', () => {
+  let dir: string;
+  let file: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ipgate-blobs-'));
+    file = join(dir, 'store.json');
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const draft = (ipList: string[]) => ({
+    name: 'api',
+    basePath: '/api',
+    upstream: { url: 'http://127.0.0.1:9' },
+    policies: [{ operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST' }, policy: { type: 'policy-white-ip', name: 'w', ipList } }],
+  });
+  const withProxy = (ipList: string[]): StoreData =>
+    initial({
+      projects: [
+        {
+          name: 'p',
+          createdAt: '2024-01-01T00:00:00.000Z',
+          ipGroups: [],
+          proxies: [
+            {
+              draft: draft(ipList) as never,
+              version: 1,
+              deployments: { prod: { revision: 0, deployedAt: '2024-01-01T00:00:00.000Z', deployedBy: 't', proxy: draft(ipList) as never } },
+              history: [{ revision: 0, deployedAt: '2024-01-01T00:00:00.000Z', deployedBy: 't', environment: 'prod', kind: 'deploy', proxy: draft(ipList) as never }],
+            },
+          ],
+        },
+      ],
+    });
+  const blobNames = async () => (await readdir(`${file}.blobs`)).sort();
+
+  it('stores each distinct deployed copy once, outside the store file, and loads it back verified', async () => {
+    const store = await FileStore.create(file, withProxy(['10.0.0.1']));
+    const text = await readFile(file, 'utf8');
+    const onDisk = JSON.parse(text).data.projects[0].proxies[0];
+    const hash = createHash('sha256').update(JSON.stringify(draft(['10.0.0.1']))).digest('hex');
+    // The deployment and the history entry hold equal copies: one blob, referenced twice.
+    expect(onDisk.deployments.prod.proxy).toEqual({ $blob: hash });
+    expect(onDisk.history[0].proxy).toEqual({ $blob: hash });
+    expect(onDisk.draft.policies[0].policy.ipList).toEqual(['10.0.0.1']);
+    expect(await blobNames()).toEqual([`${hash}.json`]);
+    await store.close();
+    const reopened = (await FileStore.open(file))!;
+    expect(reopened.data).toEqual(withProxy(['10.0.0.1']));
+    expect(Object.isFrozen(reopened.data.projects[0]!.proxies[0]!.deployments['prod']!.proxy)).toBe(true);
+    await reopened.close();
+  });
+
+  it('shares deployed copies with drafts instead of copying them, and removes blobs no longer referenced', async () => {
+    const store = await FileStore.create(file, withProxy(['10.0.0.1']));
+    const before = store.data.projects[0]!.proxies[0]!.deployments['prod']!.proxy;
+    // An unrelated write: the deployed copy is the same object afterwards (never cloned).
+    await store.update((d) => void d.environments.push(env('staging')));
+    expect(store.data.projects[0]!.proxies[0]!.deployments['prod']!.proxy).toBe(before);
+    // Redeploy a new list and drop the history: the old blob is collected.
+    await store.update((d) => {
+      const r = d.projects[0]!.proxies[0]!;
+      r.deployments['prod'] = { revision: 2, deployedAt: 'x', deployedBy: 't', proxy: draft(['10.0.0.2']) as never };
+      r.history = [];
+    });
+    const hash2 = createHash('sha256').update(JSON.stringify(draft(['10.0.0.2']))).digest('hex');
+    expect(await blobNames()).toEqual([`${hash2}.json`]);
+    // A deployed copy is immutable: changing it in a draft throws instead of silently changing history.
+    await expect(store.update((d) => void (d.projects[0]!.proxies[0]!.deployments['prod']!.proxy.name = 'x'))).rejects.toThrow(TypeError);
+    await store.close();
+  });
+
+  it('refuses to open when a referenced blob is missing or altered, naming the blob', async () => {
+    const store = await FileStore.create(file, withProxy(['10.0.0.1']));
+    await store.close();
+    const [name] = await blobNames();
+    const blob = join(`${file}.blobs`, name!);
+    const good = await readFile(blob, 'utf8');
+    await writeFile(blob, good.replace('10.0.0.1', '10.0.0.9'));
+    let e = await openCorrupt(file);
+    expect(e.message).toContain(name!);
+    expect(e.message).toMatch(/checksum mismatch/);
+    await rm(blob);
+    e = await openCorrupt(file);
+    expect(e.message).toMatch(/referenced blob is missing/);
+    await writeFile(blob, good);
+    expect((await FileStore.open(file))!.data.revision).toBe(0);
+  });
+
+  it('still opens a format 1 file with inline deployed copies, and moves them to blobs on the next write', async () => {
+    await writeFile(file, envelopeText(withProxy(['10.0.0.1'])));
+    const store = (await FileStore.open(file))!;
+    expect(store.data).toEqual(withProxy(['10.0.0.1']));
+    await store.update(() => undefined);
+    expect(JSON.parse(await readFile(file, 'utf8')).format).toBe(2);
+    expect(await blobNames()).toHaveLength(1);
+    await store.close();
   });
 });
 
@@ -342,7 +444,7 @@ describe('FileStore corruption is fail-closed', () => {
   it('wrong format, bad envelope, bad fields', async () => {
     const cases: Array<[string, RegExp]> = [
       [envelopeText({ ...initial(), format: 2 }), /unsupported data format 2/],
-      [envelopeText(initial()).replace('"format":1', '"format":2'), /unsupported envelope format 2/],
+      [envelopeText(initial()).replace('"format":1', '"format":3'), /unsupported envelope format 3/],
       [envelopeText(initial()).replace('"ipgate":"store"', '"ipgate":"other"'), /not an ipgate store file/],
       [JSON.stringify(initial()), /not an ipgate store file/],
       ['[]', /not a JSON object/],
@@ -386,6 +488,7 @@ describe('FileStore survives kill -9 mid-write', () => {
       join(ROOT, 'node_modules/.bin/tsc'),
       [
         'src/controlplane/store/file-store.ts',
+        'src/controlplane/store/blobs.ts',
         '--outDir', buildDir,
         '--rootDir', 'src',
         '--module', 'nodenext',
@@ -424,6 +527,10 @@ for (;;) {
     d.environments = [{ name: 'rev-' + rev, createdAt: new Date().toISOString() }];
     d.audit = [{ id: rev, time: '', actor: 'crash-test', action: 'write', project: null, proxy: null,
                  target: 'rev-' + rev, before: null, after: payload(rev), revision: rev }];
+    // A new deployed copy each revision, so a blob file is written (and the old one removed) every time.
+    const copy = { name: 'rev-' + rev, basePath: '/x', upstream: { url: 'http://127.0.0.1:9' }, policies: [], big: payload(rev).slice(0, 100000) };
+    d.projects = [{ name: 'p', createdAt: '', ipGroups: [], proxies: [{ draft: copy, version: rev,
+      deployments: { prod: { revision: rev, deployedAt: '', deployedBy: 't', proxy: copy } } }] }];
   });
   process.stdout.write('committed ' + data.revision + '\\n');
 }
@@ -522,6 +629,8 @@ for (;;) {
         expect(data.environments[0]!.name).toBe(`rev-${data.revision}`);
         expect(data.audit[0]!.revision).toBe(data.revision);
         expect(data.audit[0]!.after === payload(data.revision)).toBe(true);
+        // The deployed copy is the one of the same revision, loaded from its (verified) blob.
+        expect(data.projects[0]!.proxies[0]!.deployments['prod']!.proxy.name).toBe(`rev-${data.revision}`);
       }
       await store!.close();
       expect(await tempFiles()).toEqual([]); // removed by open

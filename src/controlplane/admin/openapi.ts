@@ -134,7 +134,7 @@ const RESPONSE_SCHEMAS: Record<string, JsonSchema> = {
 
 // ---- the table ---------------------------------------------------------------------------------
 
-type Tag = 'Projects' | 'Environments' | 'API proxies' | 'Deployments' | 'Policies' | 'IP groups' | 'IP check' | 'Admin access' | 'Audit' | 'Export and import' | 'Meta';
+type Tag = 'Projects' | 'Environments' | 'API proxies' | 'Deployments' | 'Policies' | 'IP groups' | 'IP check' | 'Admin access' | 'Audit' | 'Nodes' | 'Export and import' | 'Meta';
 
 const TAGS: Record<Tag, string> = {
   Projects: 'Projects group API proxies and IP groups.',
@@ -146,6 +146,7 @@ const TAGS: Record<Tag, string> = {
   'IP check': 'Explain what the enforced policies would do with a given request.',
   'Admin access': 'The admin listener\'s own IP allowlist.',
   Audit: 'Every admin write.',
+  Nodes: 'Gateway nodes and what each enforces.',
   'Export and import': 'The whole state as one document.',
   Meta: 'This document.',
 };
@@ -477,6 +478,25 @@ export const OPERATIONS: Readonly<Record<string, OperationDoc>> = {
       { next_page_uri: { ...strOrNull, description: 'The next page (null on the last).' } },
     ),
     query: ['limit', 'cursor', 'auditProject', 'auditProxy'],
+  },
+  // ---- nodes ----
+  'GET /apiops/nodes/': {
+    operationId: 'listNodes',
+    tag: 'Nodes',
+    summary: 'List gateway nodes and the revision each enforces',
+    description: 'With the file store, the one node that owns the store file. state is live, or unreachable when a node has not been seen within three heartbeats.',
+    response: list(
+      obj({
+        nodeId: str,
+        environment: str,
+        revision: int,
+        snapshotHash: str,
+        lastSeen: str,
+        state: { enum: ['live', 'unreachable'] },
+        failedRevision: { type: ['integer', 'null'] },
+        failedError: strOrNull,
+      }),
+    ),
   },
   // ---- export and import ----
   'GET /apiops/export/': {

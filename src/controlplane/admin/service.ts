@@ -10,8 +10,8 @@
 import type { CompileIssue, CompileResult } from '../../policy/compile.js';
 import type { PolicyState } from '../../policy/model.js';
 import type { Snapshot } from '../../policy/snapshot.js';
-import type { FileStore } from '../store/file-store.js';
 import type { ProjectRecord, ProxyRecord, StoreData } from '../store/state.js';
+import type { DeploymentResult, NodeInfo, Store } from '../store/store.js';
 import { stateForEnvironment } from '../store/to-state.js';
 import type { IncomingMessage } from 'node:http';
 import { type TrustFn } from '../../dataplane/client-ip.js';
@@ -23,19 +23,24 @@ import { AccessList } from './access.js';
 import { appendAudit } from './audit.js';
 import { AdminError } from './errors.js';
 
-export interface DeploymentResult {
-  environmentName: string;
-  success: boolean;
-  message: string;
+export type { DeploymentResult };
+
+/** This node's outcome of enforcing a new revision (all of its worker processes). */
+export interface EnforceOutcome {
+  readonly success: boolean;
+  readonly message: string;
 }
 
 export interface ServiceDeps {
-  readonly store: FileStore | null;
+  readonly store: Store | null;
   /** This node's environment. */
   readonly environment: string;
   readonly compile: (state: PolicyState) => CompileResult;
-  /** Swap a compiled snapshot into this node's data plane. */
-  readonly install: (snapshot: Snapshot, state: PolicyState) => void;
+  /**
+   * Enforce a committed state on this node (every worker process), given the snapshot already
+   * compiled from it. Resolves when enforced, or with the reason it is not.
+   */
+  readonly enforce: (snapshot: Snapshot, state: PolicyState) => Promise<EnforceOutcome>;
   /** The snapshot this node enforces now. */
   readonly current: () => Snapshot | null;
   /** Whether an upstream origin is this node's own admin listener. */
@@ -90,6 +95,12 @@ export class AdminService {
     return this.deps.environment;
   }
 
+  /** Every gateway node the store knows (this one at least, once it has enforced a snapshot). */
+  nodes(): Promise<NodeInfo[]> {
+    if (this.deps.store === null) throw new AdminError('SERVICE_UNAVAILABLE', 'no store is configured (set store.file or IPGATE_STORE)');
+    return this.deps.store.nodes();
+  }
+
   data(): Readonly<StoreData> {
     if (this.deps.store === null) throw new AdminError('SERVICE_UNAVAILABLE', 'no store is configured (set store.file or IPGATE_STORE)');
     return this.deps.store.data;
@@ -120,33 +131,32 @@ export class AdminService {
     if (store === null) throw new AdminError('SERVICE_UNAVAILABLE', 'no store is configured (set store.file or IPGATE_STORE)');
     let own: CompileResult | null = null;
     let deployed: readonly string[] = [];
-    const { data, result } = await store.update((d) => {
-      const m = spec.mutate(d);
-      deployed = m.deployed;
-      // Validate by compiling what each touched environment would enforce at the new revision.
-      const next = { ...d, revision: d.revision + 1 };
-      for (const env of new Set([...m.deployed, this.deps.environment])) {
-        const r = this.deps.compile(stateForEnvironment(next, env));
-        if (!r.ok) throw issuesToError(env, r.issues);
-        if (env === this.deps.environment) {
-          own = r;
-          if (spec.caller !== undefined && !spec.caller.force) this.lockoutGuard(r.snapshot, spec.caller.callerIp);
-        }
-      }
-      appendAudit(d, { actor: spec.actor, action: spec.action, target: spec.target, project: spec.project, proxy: spec.proxy, before: m.before, after: m.after });
-      return m.result;
-    });
+    const { data, result } = await store.update(
+      (d) => {
+        const m = spec.mutate(d);
+        deployed = m.deployed;
+        appendAudit(d, { actor: spec.actor, action: spec.action, target: spec.target, project: spec.project, proxy: spec.proxy, before: m.before, after: m.after });
+        return m.result;
+      },
+      {
+        // Validate by compiling what each touched environment would enforce at the new revision;
+        // a change that does not compile is refused with the compiler's paths and never stored.
+        check: (next) => {
+          for (const env of new Set([...deployed, this.deps.environment])) {
+            const r = this.deps.compile(stateForEnvironment(next, env));
+            if (!r.ok) throw issuesToError(env, r.issues);
+            if (env === this.deps.environment) {
+              own = r;
+              if (spec.caller !== undefined && !spec.caller.force) this.lockoutGuard(r.snapshot, spec.caller.callerIp);
+            }
+          }
+        },
+      },
+    );
     const compiled = own as CompileResult | null;
-    if (compiled !== null && compiled.ok) this.deps.install(compiled.snapshot, stateForEnvironment(data, this.deps.environment));
-    const known = new Set(data.environments.map((e) => e.name));
-    const deploymentResults = deployed.map((env): DeploymentResult => {
-      if (env === this.deps.environment) {
-        return compiled !== null && compiled.ok
-          ? { environmentName: env, success: true, message: `Deployment successful: revision ${data.revision} is enforced` }
-          : { environmentName: env, success: false, message: 'compile failed; the last good revision is still enforced' };
-      }
-      return { environmentName: env, success: false, message: known.has(env) ? 'no live gateway node' : 'unknown environment' };
-    });
+    let outcome: EnforceOutcome = { success: false, message: 'compile failed; the last good revision is still enforced' };
+    if (compiled !== null && compiled.ok) outcome = await this.deps.enforce(compiled.snapshot, stateForEnvironment(data, this.deps.environment));
+    const deploymentResults = await store.deploymentResults(deployed, data.revision, { environment: this.deps.environment, ...outcome });
     return { result, data, deploymentResults };
   }
 }

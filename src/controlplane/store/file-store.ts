@@ -3,7 +3,7 @@
  *
  * File layout (exactly this, on one line, followed by "\n"):
  *
- *   {"ipgate":"store","format":1,"sha256":"<hex>","data":<data JSON>}
+ *   {"ipgate":"store","format":2,"sha256":"<hex>","data":<data JSON>}
  *
  * where <hex> is the SHA-256 of the UTF-8 bytes of <data JSON> as they appear in the file. The data
  * is the last member so the reader can hash the exact bytes it parsed; a truncated file is not
@@ -18,16 +18,28 @@
  * returns an empty state for a file that exists. A missing file is `null` so the caller decides
  * whether to create one.
  *
- * One FileStore per file: there is no cross-process lock, and two instances on one file would
- * overwrite each other's writes.
+ * Deployed copies of API proxies (deployments and history) are not inline: the data holds
+ * {"$blob": "<sha256>"} and the copy lives in a content-addressed blob file (blobs.ts), written and
+ * fsynced before the store file that references it. Format 1 files (everything inline) still load.
+ *
+ * Updates never deep-copy the whole state: a draft copies the working state and shares the frozen
+ * blobs, and the committed state is the draft, frozen. A 100,000-entry policy write therefore costs
+ * one copy and one serialisation of the working lists, however long the deploy history is.
+ *
+ * One FileStore per file: the caller holds the store lock (lock.ts) so that no second process
+ * writes the same file.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomBytes } from 'node:crypto';
 import { link, open as fsOpen, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { BlobCorruptError, BlobDir, blobHash, deepFreeze, isBlob, sealBlob } from './blobs.js';
 import { STORE_FORMAT, type StoreData } from './state.js';
+import type { ApplyReport, DeploymentResult, NodeInfo, Store, StoreHealth, UpdateOptions, UpdateResult } from './store.js';
 
-const ENVELOPE_FORMAT = 1;
+const ENVELOPE_FORMAT = 2;
+/** Format 1: deployed copies inline, no blob directory. Read, never written. */
+const LEGACY_ENVELOPE_FORMAT = 1;
 const ENVELOPE_TAG = 'store';
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const NEW_FILE_MODE = 0o600;
@@ -51,22 +63,31 @@ let tempCounter = 0;
 /** Marks the async context of a running update/replace so a nested call fails instead of deadlocking. */
 const inWrite = new AsyncLocalStorage<{ running: boolean }>();
 
-export class FileStore {
+export class FileStore implements Store {
   readonly file: string;
+  readonly nodeId: string;
   #data: StoreData;
   #mode: number;
+  #blobs: BlobDir;
   /** The end of the write queue. Never rejects (failures are reported to their own caller). */
   #tail: Promise<unknown> = Promise.resolve();
   #closed = false;
+  #applied: (ApplyReport & { at: string }) | null = null;
 
-  private constructor(file: string, data: StoreData, mode: number) {
+  private constructor(file: string, data: StoreData, mode: number, blobs: BlobDir, nodeId: string) {
     this.file = file;
     this.#data = data;
     this.#mode = mode;
+    this.#blobs = blobs;
+    this.nodeId = nodeId;
+  }
+
+  get description(): string {
+    return `file:${this.file}`;
   }
 
   /** Opens (does not create) the store. `null` when the file does not exist; throws StoreCorruptError when it cannot be trusted. */
-  static async open(file: string): Promise<FileStore | null> {
+  static async open(file: string, opts?: { nodeId?: string }): Promise<FileStore | null> {
     let handle: FileHandle;
     try {
       handle = await fsOpen(file, 'r');
@@ -82,17 +103,21 @@ export class FileStore {
     } finally {
       await handle.close();
     }
-    const data = decodeStoreFile(file, bytes);
+    const blobs = new BlobDir(file);
+    const data = await decodeStoreFile(file, bytes, blobs);
     await removeStaleTemps(file);
-    return new FileStore(file, data, mode);
+    await blobs.collect(referencedBlobs(data));
+    return new FileStore(file, data, mode, blobs, opts?.nodeId ?? 'local');
   }
 
   /** Creates a new store file holding `initial` (its revision kept as given). Fails if the file exists. */
-  static async create(file: string, initial: StoreData): Promise<FileStore> {
-    const { json, committed } = prepare(initial, initial.revision);
+  static async create(file: string, initial: StoreData, opts?: { nodeId?: string }): Promise<FileStore> {
+    const blobs = new BlobDir(file);
+    const { json, committed, referenced } = prepare(initial, initial.revision);
     await removeStaleTemps(file);
+    await blobs.writeAll(referenced);
     await writeDurably(file, encodeStoreFile(json), NEW_FILE_MODE, { exclusive: true });
-    return new FileStore(file, committed, NEW_FILE_MODE);
+    return new FileStore(file, committed, NEW_FILE_MODE, blobs, opts?.nodeId ?? 'local');
   }
 
   /** The last committed state. Deep-frozen: it is exactly what the file holds. */
@@ -101,19 +126,19 @@ export class FileStore {
   }
 
   /**
-   * Serialised read-modify-write. `fn` receives a private deep copy of the committed state (made when
-   * its turn comes, so it sees every earlier write) and may mutate it; alternatively it may return a
-   * whole new StoreData-shaped object (format, string epoch, the three arrays), which is then written
+   * Serialised read-modify-write. `fn` receives a private draft of the committed state (made when
+   * its turn comes, so it sees every earlier write; deployed copies are shared frozen blobs and
+   * must be replaced, not mutated) and may mutate it; alternatively it may return a whole new
+   * StoreData-shaped object (format, string epoch, the three arrays), which is then written
    * instead of the draft. Any other return value (including the current `data` object) is only the
-   * `result`. Throwing/rejecting aborts: nothing is written and the error reaches the caller.
-   * The store forces revision = previous + 1. `fn` must not call update/replace (that is rejected).
+   * `result`. Throwing/rejecting (in `fn` or in `opts.check`) aborts: nothing is written and the
+   * error reaches the caller. The store forces revision = previous + 1. `fn` must not call
+   * update/replace (that is rejected).
    */
-  update<T>(fn: (draft: StoreData) => T | Promise<T>): Promise<{ data: StoreData; result: T }> {
+  update<T>(fn: (draft: StoreData) => T | Promise<T>, opts?: UpdateOptions): Promise<UpdateResult<T>> {
     return this.#enqueue(async () => {
       const current = this.#data;
-      // structuredClone is O(size of the whole store) per update; correctness (no aliasing between
-      // the draft and the committed state) comes first. Very large lists make every write pay it.
-      const draft = structuredClone(current) as StoreData;
+      const draft = cloneDraft(current);
       const marker = { running: true };
       let result: T;
       try {
@@ -122,7 +147,7 @@ export class FileStore {
         marker.running = false;
       }
       const next = result !== draft && result !== current && looksLikeStoreData(result) ? result : draft;
-      const data = await this.#commit(next, current.revision + 1);
+      const data = await this.#commit(next, current.revision + 1, opts?.check);
       return { data, result };
     });
   }
@@ -130,7 +155,51 @@ export class FileStore {
   /** Replaces everything (import). Serialised; revision = previous + 1 unless `keepRevision`. */
   replace(next: StoreData, opts?: { keepRevision?: boolean }): Promise<StoreData> {
     // The revision is read when the job runs (after every earlier queued write), not now.
-    return this.#enqueue(() => this.#commit(next, opts?.keepRevision === true ? next.revision : this.#data.revision + 1));
+    return this.#enqueue(() => this.#commit(cloneDraft(next), opts?.keepRevision === true ? next.revision : this.#data.revision + 1));
+  }
+
+  /** One process owns the file: nothing changes it behind this node's back. */
+  onRemoteChange(_listener: (data: Readonly<StoreData>) => void): void {}
+
+  reportApplied(report: ApplyReport): Promise<void> {
+    this.#applied = { ...report, at: new Date().toISOString() };
+    return Promise.resolve();
+  }
+
+  /**
+   * The file store has exactly one node: this one. Other environments have no live node, which is
+   * what the report says instead of pretending they were deployed.
+   */
+  deploymentResults(environments: readonly string[], _revision: number, own: { environment: string; success: boolean; message: string }): Promise<DeploymentResult[]> {
+    const known = new Set(this.#data.environments.map((e) => e.name));
+    return Promise.resolve(
+      environments.map((env): DeploymentResult =>
+        env === own.environment
+          ? { environmentName: env, success: own.success, message: own.message }
+          : { environmentName: env, success: false, message: known.has(env) ? 'no live gateway node' : 'unknown environment' },
+      ),
+    );
+  }
+
+  nodes(): Promise<NodeInfo[]> {
+    const a = this.#applied;
+    if (a === null) return Promise.resolve([]);
+    return Promise.resolve([
+      {
+        nodeId: this.nodeId,
+        environment: a.environment,
+        revision: a.revision,
+        snapshotHash: a.snapshotHash,
+        lastSeen: new Date().toISOString(),
+        state: 'live',
+        failedRevision: a.failed?.revision ?? null,
+        failedError: a.failed?.error ?? null,
+      },
+    ]);
+  }
+
+  health(): StoreHealth {
+    return { writable: !this.#closed, detail: { kind: 'file', file: this.file, revision: this.#data.revision } };
   }
 
   /** Refuses new writes and waits for those already queued (including one in flight). */
@@ -149,8 +218,11 @@ export class FileStore {
     return run;
   }
 
-  async #commit(next: StoreData, revision: number): Promise<StoreData> {
-    const { json, committed } = prepare(next, revision);
+  async #commit(next: StoreData, revision: number, check?: (next: Readonly<StoreData>) => void): Promise<StoreData> {
+    if (isPlainObject(next)) next.revision = revision;
+    check?.(next);
+    const { json, committed, referenced } = prepare(next, revision);
+    await this.#blobs.writeAll(referenced);
     await writeDurably(this.file, encodeStoreFile(json), this.#mode, {
       // The rename has happened: the file now holds `committed`, so memory must follow even though
       // the directory entry may not be durable yet (otherwise the next write would reuse this
@@ -160,22 +232,72 @@ export class FileStore {
       },
     });
     this.#data = committed;
+    await this.#blobs.collect(new Set(referenced.keys()));
     return committed;
   }
 }
 
 /**
- * Serialises `next` with the given revision and validates what would be on disk (after the JSON
- * round trip, so e.g. a NaN revision or an undefined array is caught here and never written).
- * Returns the JSON and a frozen, unaliased copy equal to what a later `open` would load.
+ * A private, mutable copy of the state for one update. Blobs (deployed copies, frozen and
+ * content-addressed) are shared, not copied; everything else is copied, so the draft never
+ * aliases the committed state.
  */
-function prepare(next: StoreData, revision: number): { json: string; committed: StoreData } {
+function cloneDraft<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  if (isBlob(value)) return value;
+  if (Array.isArray(value)) {
+    const out = new Array(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = cloneDraft(value[i]);
+    return out as T;
+  }
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(value)) out[k] = cloneDraft((value as Record<string, unknown>)[k]);
+  return out as T;
+}
+
+/** Every blob the state references (deployed copies in deployments and history). */
+function referencedBlobs(d: Readonly<StoreData>): Set<string> {
+  const out = new Set<string>();
+  for (const p of d.projects) {
+    for (const r of p.proxies) {
+      for (const dep of Object.values(r.deployments)) out.add(blobHash(dep.proxy)!);
+      for (const h of r.history ?? []) out.add(blobHash(h.proxy)!);
+    }
+  }
+  return out;
+}
+
+/**
+ * Validates `next` and serialises it with the given revision, each deployed copy sealed as a blob
+ * and written as {"$blob": hash}. Returns the store file's data JSON, the blobs it references, and
+ * the committed state (`next` itself, deep-frozen: the caller gave up the draft).
+ */
+function prepare(next: StoreData, revision: number): { json: string; committed: StoreData; referenced: Map<string, object> } {
   if (!isPlainObject(next)) throw new TypeError('refusing to write the store: the new state is not an object');
-  const json = JSON.stringify({ ...next, revision }); // throws on cycles/BigInt: nothing written
-  const parsed: unknown = JSON.parse(json);
-  const problem = checkData(parsed);
+  next.revision = revision;
+  const problem = checkData(next);
   if (problem !== null) throw new TypeError(`refusing to write an invalid store state: ${problem}`);
-  return { json, committed: deepFreeze(parsed as StoreData) };
+  const referenced = new Map<string, object>();
+  const ref = (proxy: object): { $blob: string } => {
+    if (!isPlainObject(proxy)) throw new TypeError('refusing to write an invalid store state: a deployed copy is not an object');
+    const hash = sealBlob(proxy);
+    referenced.set(hash, proxy);
+    return { $blob: hash };
+  };
+  // The on-disk form: the same data with deployed copies replaced by references (shallow copies only).
+  const disk = {
+    ...next,
+    projects: next.projects.map((p) => ({
+      ...p,
+      proxies: p.proxies.map((r) => ({
+        ...r,
+        deployments: Object.fromEntries(Object.entries(r.deployments).map(([env, dep]) => [env, { ...dep, proxy: ref(dep.proxy) }])),
+        ...(r.history === undefined ? {} : { history: r.history.map((h) => ({ ...h, proxy: ref(h.proxy) })) }),
+      })),
+    })),
+  };
+  const json = JSON.stringify(disk); // throws on cycles/BigInt: nothing written
+  return { json, committed: deepFreeze(next), referenced };
 }
 
 function encodeStoreFile(dataJson: string): Buffer {
@@ -190,12 +312,12 @@ function encodeStoreFile(dataJson: string): Buffer {
   return out;
 }
 
-function envelopePrefix(sha: string): string {
-  return `{"ipgate":"${ENVELOPE_TAG}","format":${ENVELOPE_FORMAT},"sha256":"${sha}","data":`;
+function envelopePrefix(sha: string, format: number = ENVELOPE_FORMAT): string {
+  return `{"ipgate":"${ENVELOPE_TAG}","format":${format},"sha256":"${sha}","data":`;
 }
 
-/** Validates a store file's bytes completely; throws StoreCorruptError naming the file and the reason. */
-function decodeStoreFile(file: string, bytes: Buffer): StoreData {
+/** Validates a store file's bytes and its blobs completely; throws StoreCorruptError naming the file and the reason. */
+async function decodeStoreFile(file: string, bytes: Buffer, blobs: BlobDir): Promise<StoreData> {
   const corrupt = (reason: string, cause?: unknown): StoreCorruptError =>
     new StoreCorruptError(file, reason, cause === undefined ? undefined : { cause });
 
@@ -215,13 +337,14 @@ function decodeStoreFile(file: string, bytes: Buffer): StoreData {
   }
   if (!isPlainObject(envelope)) throw corrupt('the top level is not a JSON object');
   if (envelope['ipgate'] !== ENVELOPE_TAG) throw corrupt(`not an ipgate store file (ipgate: ${show(envelope['ipgate'])})`);
-  if (envelope['format'] !== ENVELOPE_FORMAT) throw corrupt(`unsupported envelope format ${show(envelope['format'])}`);
+  const format = envelope['format'];
+  if (format !== ENVELOPE_FORMAT && format !== LEGACY_ENVELOPE_FORMAT) throw corrupt(`unsupported envelope format ${show(format)}`);
   const sha = envelope['sha256'];
   if (typeof sha !== 'string' || !SHA256_HEX.test(sha)) throw corrupt(`bad sha256 field ${show(sha)}`);
   if (!('data' in envelope)) throw corrupt('the data member is missing');
 
   // Hash the exact bytes of the data member. Prefix and suffix are ASCII, so char offsets are byte offsets.
-  const prefix = envelopePrefix(sha);
+  const prefix = envelopePrefix(sha, format);
   const suffixLength = text.endsWith('}\n') ? 2 : text.endsWith('}') ? 1 : -1;
   if (!text.startsWith(prefix) || suffixLength < 0) {
     throw corrupt('unexpected envelope layout (the store file is written by ipgate only and must not be edited by hand)');
@@ -234,7 +357,43 @@ function decodeStoreFile(file: string, bytes: Buffer): StoreData {
   const data = envelope['data'];
   const problem = checkData(data);
   if (problem !== null) throw corrupt(problem);
+  try {
+    await inflate(data as StoreData, blobs, format === LEGACY_ENVELOPE_FORMAT);
+  } catch (err) {
+    if (err instanceof BlobCorruptError) throw corrupt(err.message, err);
+    throw err;
+  }
   return deepFreeze(data as StoreData);
+}
+
+/** Replaces every {"$blob": hash} with the verified blob (one shared object per hash). */
+async function inflate(d: StoreData, blobs: BlobDir, legacy: boolean): Promise<void> {
+  const loaded = new Map<string, object>();
+  const resolve = async (where: string, proxy: unknown): Promise<never | object> => {
+    if (legacy) {
+      if (!isPlainObject(proxy)) throw new BlobCorruptError(where, 'a deployed copy is not an object');
+      sealBlob(proxy);
+      return proxy;
+    }
+    const hash = isPlainObject(proxy) ? proxy['$blob'] : undefined;
+    if (typeof hash !== 'string' || !SHA256_HEX.test(hash)) throw new BlobCorruptError(where, `bad blob reference ${show(proxy)}`);
+    let value = loaded.get(hash);
+    if (value === undefined) {
+      value = await blobs.load(hash);
+      loaded.set(hash, value);
+    }
+    return value;
+  };
+  for (const [i, p] of d.projects.entries()) {
+    for (const [j, r] of p.proxies.entries()) {
+      if (!isPlainObject(r.deployments)) throw new BlobCorruptError(`projects[${i}].proxies[${j}]`, 'deployments is not an object');
+      for (const [env, dep] of Object.entries(r.deployments)) dep.proxy = (await resolve(`projects[${i}].proxies[${j}].deployments.${env}`, dep.proxy)) as typeof dep.proxy;
+      if (r.history !== undefined) {
+        if (!Array.isArray(r.history)) throw new BlobCorruptError(`projects[${i}].proxies[${j}]`, 'history is not an array');
+        for (const [k, h] of r.history.entries()) h.proxy = (await resolve(`projects[${i}].proxies[${j}].history[${k}]`, h.proxy)) as typeof h.proxy;
+      }
+    }
+  }
 }
 
 /** The structural checks every stored state must pass (on open and before every write). */
@@ -354,14 +513,6 @@ async function removeStaleTemps(file: string): Promise<void> {
     return;
   }
   await Promise.all(names.filter((n) => n.startsWith(prefix)).map((n) => unlink(join(dir, n)).catch(() => undefined)));
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -1,0 +1,160 @@
+/**
+ * Content-addressed, immutable JSON blobs beside the store file: `<store>.blobs/<sha256>.json`.
+ *
+ * Deployed copies of API proxies (one per deployment and per history entry, each possibly a
+ * 100,000-entry list) live here instead of inside the store file. A blob is written once, before
+ * the store file that references it is renamed into place, and its name is the SHA-256 of its
+ * bytes, so it verifies itself on load. Rewriting the store file then costs only the working
+ * copies, however long the deploy history is: this is what keeps a large policy write fast.
+ *
+ * Objects loaded from or written to blobs are deep-frozen and remembered with their hash, so the
+ * same object is never serialised or hashed twice, and drafts share them instead of copying.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open as fsOpen, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+const NAME = /^([0-9a-f]{64})\.json$/;
+
+/** Hashes of frozen objects that are stored as blobs. An object in here is never mutated. */
+const hashes = new WeakMap<object, string>();
+
+/** Is `value` a stored (immutable, shareable) blob object? */
+export function isBlob(value: object): boolean {
+  return hashes.has(value);
+}
+
+export function blobHash(value: object): string | undefined {
+  return hashes.get(value);
+}
+
+/** JSON of sealed blobs not yet known to be on disk (dropped once written). */
+const pendingJson = new WeakMap<object, string>();
+
+/** Deep-freezes `value`, hashes its JSON once, and remembers it as a blob. Returns the hash. */
+export function sealBlob(value: object): string {
+  const known = hashes.get(value);
+  if (known !== undefined) return known;
+  const json = JSON.stringify(value);
+  const hash = createHash('sha256').update(json).digest('hex');
+  deepFreeze(value);
+  hashes.set(value, hash);
+  pendingJson.set(value, json);
+  return hash;
+}
+
+export class BlobCorruptError extends Error {
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+  ) {
+    super(`store blob ${file} is corrupt: ${reason}`);
+    this.name = 'BlobCorruptError';
+  }
+}
+
+let tempCounter = 0;
+
+export class BlobDir {
+  readonly dir: string;
+  /** Blobs known to be durably on disk. */
+  private readonly present = new Set<string>();
+
+  constructor(storeFile: string) {
+    this.dir = join(dirname(storeFile), `${basename(storeFile)}.blobs`);
+  }
+
+  /** Loads and verifies one blob; throws BlobCorruptError if it is missing or does not match its name. */
+  async load(hash: string): Promise<object> {
+    const file = join(this.dir, `${hash}.json`);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BlobCorruptError(file, 'the referenced blob is missing');
+      throw err;
+    }
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (actual !== hash) throw new BlobCorruptError(file, `checksum mismatch (computed ${actual})`);
+    let value: unknown;
+    try {
+      value = JSON.parse(bytes.toString('utf8'));
+    } catch (err) {
+      throw new BlobCorruptError(file, `not valid JSON (${(err as Error).message})`);
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BlobCorruptError(file, 'not a JSON object');
+    deepFreeze(value);
+    hashes.set(value, hash);
+    this.present.add(hash);
+    return value;
+  }
+
+  /**
+   * Makes every given blob durable (temp file, fsync, rename, then one fsync of the directory).
+   * Must complete before a store file that references them is published.
+   */
+  async writeAll(blobs: ReadonlyMap<string, object>): Promise<void> {
+    const missing = [...blobs].filter(([hash]) => !this.present.has(hash));
+    if (missing.length === 0) return;
+    // A new directory's own entry must be durable before a store file that needs it is published.
+    if ((await mkdir(this.dir, { recursive: true, mode: 0o700 })) !== undefined) await fsyncDir(dirname(this.dir));
+    for (const [hash, value] of missing) {
+      const json = pendingJson.get(value) ?? JSON.stringify(value);
+      const file = join(this.dir, `${hash}.json`);
+      const tmp = `${file}.tmp-${process.pid}-${tempCounter++}-${randomBytes(4).toString('hex')}`;
+      let handle: FileHandle | undefined;
+      try {
+        handle = await fsOpen(tmp, 'wx', 0o600);
+        await handle.writeFile(json);
+        await handle.sync();
+        await handle.close();
+        handle = undefined;
+        await rename(tmp, file);
+      } catch (err) {
+        await handle?.close().catch(() => undefined);
+        await unlink(tmp).catch(() => undefined);
+        throw err;
+      }
+      this.present.add(hash);
+      pendingJson.delete(value);
+    }
+    await fsyncDir(this.dir);
+  }
+
+  /** Removes blobs (and stray temp files) no longer referenced. Best effort: a leftover is harmless. */
+  async collect(keep: ReadonlySet<string>): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const m = NAME.exec(name);
+      if (m !== null && keep.has(m[1]!)) continue;
+      if (m !== null) this.present.delete(m[1]!);
+      await unlink(join(this.dir, name)).catch(() => undefined);
+    }
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await fsOpen(dir, 'r');
+    await handle.sync();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EINVAL') throw err;
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
