@@ -6,8 +6,10 @@ import type { AddressInfo } from 'node:net';
 import proxyaddr from 'proxy-addr';
 import { parseListen, type GatewayConfig } from './config/schema.js';
 import { DataPlane } from './dataplane/server.js';
+import { memoTrust } from './dataplane/client-ip.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
+import { readiness } from './observability/readiness.js';
 import { compileSnapshot, type CompileResult } from './policy/compile.js';
 import type { PolicyState, ProjectDef } from './policy/model.js';
 import type { DestinationStream } from 'pino';
@@ -16,6 +18,7 @@ import { ipGroupRoutes } from './controlplane/admin/routes-ipgroups.js';
 import { policyRoutes } from './controlplane/admin/routes-policies.js';
 import { resourceRoutes } from './controlplane/admin/routes-resources.js';
 import { AdminServer } from './controlplane/admin/server.js';
+import { drainAdmin } from './controlplane/admin/drain.js';
 import { auditRoutes } from './controlplane/admin/routes-audit.js';
 import { nodeRoutes } from './controlplane/admin/routes-nodes.js';
 import { accessRoutes } from './controlplane/admin/routes-access.js';
@@ -26,10 +29,15 @@ import { compileForEnvironment, explainRoutes } from './controlplane/admin/route
 import { AdminService } from './controlplane/admin/service.js';
 import { FileStore } from './controlplane/store/file-store.js';
 import type { Store } from './controlplane/store/store.js';
+import type { StoreData } from './controlplane/store/state.js';
+import { openClusterStore } from './controlplane/store/pg/open-store.js';
+import { registerClusterStoreMetrics } from './controlplane/store/pg/metrics.js';
 import { seedStore, stateForEnvironment } from './controlplane/store/to-state.js';
 import type { Snapshot } from './policy/snapshot.js';
 import { systemClock, type Clock } from './clock.js';
 import { stateHash } from './policy/state-hash.js';
+import { ClusterRegistry } from './cluster/metrics.js';
+import { WorkerPool, workerCount } from './cluster/pool.js';
 
 export interface GatewayOptions {
   readonly config: GatewayConfig;
@@ -39,6 +47,8 @@ export interface GatewayOptions {
   readonly clock?: Clock | undefined;
   /** Collect Node process metrics (off in tests, which start many gateways in one process). */
   readonly processMetrics?: boolean | undefined;
+  /** Set in a worker process (src/cluster/worker.ts): every log line then carries `worker: id`. */
+  readonly workerId?: number | undefined;
 }
 
 /** The YAML projects as a policy state. Group ids default to their names. */
@@ -75,20 +85,28 @@ export class Gateway {
   private trafficAddr: AddressInfo | null = null;
   private adminAddr: AddressInfo | null = null;
   private store: Store | null = null;
+  /** The store state this node last applied (or failed to): a newer one is applied by applyFromStore. */
+  private appliedData: Readonly<StoreData> | null = null;
   private lockedStore: string | null = null;
   private admin: AdminServer | null = null;
+  /** With `workers`, the worker processes that serve traffic; this process then only feeds them. */
+  private workers: WorkerPool | null = null;
 
   private constructor(
     readonly config: GatewayConfig,
     private readonly opts: GatewayOptions,
   ) {
-    this.log = createLogger({ level: config.log.level, stream: opts.logStream });
+    const log = createLogger({ level: config.log.level, stream: opts.logStream });
+    this.log = opts.workerId === undefined ? log : log.child({ worker: opts.workerId });
     this.metrics = new Metrics({ processMetrics: opts.processMetrics ?? true });
     this.dataPlane = new DataPlane({
-      trust: proxyaddr.compile(config.trustedProxies),
+      trust: memoTrust(proxyaddr.compile(config.trustedProxies)),
       limits: config.limits,
       log: this.log,
       metrics: this.metrics,
+      accessLog: config.log,
+      tls: config.tls,
+      proxyProtocol: config.proxyProtocol,
     });
     this.state = configToState(config);
     this.clock = opts.clock ?? systemClock;
@@ -118,14 +136,35 @@ export class Gateway {
         }
         gw.state = stateForEnvironment(store.data, config.environment);
         gw.log.info({ event: 'store_opened', store: store.description, seeded: existing === null, revision: store.data.revision, epoch: store.data.epoch }, 'store opened');
+      } else if (config.store.postgres !== null) {
+        // The cluster store: the newest state, read after LISTEN; then every write made elsewhere.
+        const store = await openClusterStore(config, gw.log, () => seedStore(configToState(config), config.environment));
+        gw.store = store;
+        registerClusterStoreMetrics(gw.metrics.registry, store);
+        if (!store.data.environments.some((e) => e.name === config.environment) && store.health().writable) {
+          await store.update((d) => {
+            if (!d.environments.some((e) => e.name === config.environment)) d.environments.push({ name: config.environment, createdAt: new Date().toISOString() });
+          });
+        }
+        gw.state = stateForEnvironment(store.data, config.environment);
+        gw.appliedData = store.data;
+        store.onRemoteChange(() => void gw.applyFromStore());
+        gw.log.info({ event: 'store_opened', store: store.description, revision: store.data.revision, epoch: store.data.epoch }, 'store opened');
       }
       const r = gw.apply(gw.state);
       if (!r.ok) {
         throw new Error('policy compile failed:\n' + r.issues.map((i) => `  ${i.path}: ${i.message}`).join('\n'));
       }
-      await gw.reportApplied();
       const { host, port } = parseListen(config.listen)!;
-      gw.trafficAddr = await gw.dataPlane.listen(host, port);
+      if (config.workers === null) {
+        gw.trafficAddr = await gw.dataPlane.listen(host, port);
+      } else {
+        // Primary of a cluster: the workers listen on the traffic port (node:cluster shares it).
+        // This process keeps the store, the admin API, and the snapshot it validates and explains with.
+        gw.workers = new WorkerPool({ size: workerCount(config.workers), config, log: gw.log, onChange: () => void gw.reportApplied() });
+        gw.trafficAddr = await gw.workers.start(gw.state);
+      }
+      await gw.reportApplied();
       await gw.startAdmin();
       gw.log.info(
         {
@@ -133,7 +172,8 @@ export class Gateway {
           listen: `${gw.trafficAddr.address}:${gw.trafficAddr.port}`,
           admin: gw.adminAddr === null ? null : `${gw.adminAddr.address}:${gw.adminAddr.port}`,
           environment: config.environment,
-          store: config.store.file,
+          store: gw.store?.description ?? null,
+          workers: gw.workers?.liveCount ?? null,
           revision: gw.state.revision,
           stats: r.snapshot.stats,
         },
@@ -148,6 +188,7 @@ export class Gateway {
 
   private async startAdmin(): Promise<void> {
     const c = this.config.admin;
+    const workers = this.workers;
     const auth = c.tokens.length > 0 || c.jwt !== null ? await Authenticator.create({ tokens: c.tokens, jwt: c.jwt }) : null;
     const service = new AdminService({
       store: this.store,
@@ -170,7 +211,16 @@ export class Gateway {
       ...explainRoutes(service, { trust: this.dataPlane.trust, snapshot: () => this.dataPlane.snapshot, compile: compileForEnvironment(service, compile) }, c.bodyLimitBytes),
     ];
     routes.push(...openapiRoutes(() => routes));
-    this.admin = new AdminServer({ routes, auth, log: this.log, trust: this.dataPlane.trust, access: () => service.accessList() });
+    this.admin = new AdminServer({
+      routes,
+      auth,
+      log: this.log,
+      trust: this.dataPlane.trust,
+      access: () => service.accessList(),
+      metrics: workers === null ? this.metrics.registry : new ClusterRegistry([this.metrics.registry, workers.registry], () => workers.collect()),
+      // With workers, traffic is served only while at least one of them is live.
+      ready: readiness({ snapshotLoaded: () => this.dataPlane.snapshot !== null && (workers === null || workers.liveCount > 0), storeOpen: this.config.store.file === null ? null : () => this.store !== null }),
+    });
     const { host, port } = parseListen(c.listen)!;
     this.adminAddr = await this.admin.listen(host, port);
   }
@@ -188,6 +238,11 @@ export class Gateway {
     return host === a.address || (loopback && (wildcard || a.address.startsWith('127.') || a.address === '::1'));
   }
 
+  /** A worker process's gateway (src/cluster/worker.ts): nothing is opened; the worker feeds it states and opens its traffic listener. */
+  static forWorker(opts: GatewayOptions): Gateway {
+    return new Gateway(opts.config, opts);
+  }
+
   get adminAddress(): AddressInfo {
     return this.adminAddr!;
   }
@@ -203,6 +258,7 @@ export class Gateway {
   apply(state: PolicyState): CompileResult {
     const r = compileConfig(this.config, state, this.now());
     if (!r.ok) {
+      this.metrics.reloadFailed();
       this.log.error({ event: 'compile_failed', revision: state.revision, issues: r.issues }, 'policy compile failed; keeping the last good snapshot');
       return r;
     }
@@ -212,10 +268,17 @@ export class Gateway {
 
   /** Swap a compiled snapshot in (one assignment in the data plane). */
   install(snapshot: Snapshot, state: PolicyState): void {
+    const installStart = performance.now();
     this.dataPlane.install(snapshot);
     this.state = state;
     this.scheduleExpiry(snapshot.nextExpiry);
-    this.log.info({ event: 'snapshot_installed', revision: state.revision, stats: snapshot.stats }, 'policy snapshot installed');
+    // A reload's duration: the compile (measured by the compiler) plus binding and swapping it in.
+    const durationMs = snapshot.stats.compileMs + (performance.now() - installStart);
+    this.metrics.snapshotInstalled(snapshot, durationMs / 1000);
+    this.log.info(
+      { event: 'snapshot_installed', revision: state.revision, durationMs: Math.round(durationMs * 1000) / 1000, entries: snapshot.stats.entries, stats: snapshot.stats },
+      'policy snapshot installed',
+    );
   }
 
   /**
@@ -223,15 +286,59 @@ export class Gateway {
    * now enforces in the store (for deploymentResults and /apiops/nodes/).
    */
   async enforce(snapshot: Snapshot, state: PolicyState): Promise<{ success: boolean; message: string }> {
+    const latest = this.store?.data;
+    if (latest !== undefined && latest.revision !== state.revision) {
+      // A newer write from another node arrived while this one finished (cluster store): enforce
+      // the newest state, which includes this write, rather than swap an older one over it.
+      await this.applyFromStore();
+      return this.state.revision >= state.revision
+        ? { success: true, message: `Deployment successful: revision ${this.state.revision}, which includes revision ${state.revision}, is enforced` }
+        : { success: false, message: `revision ${latest.revision}, which includes revision ${state.revision}, failed here; revision ${this.state.revision} is still enforced` };
+    }
+    if (latest !== undefined) this.appliedData = latest;
     this.install(snapshot, state);
+    if (this.workers !== null) {
+      // Each worker compiles and swaps it in itself; success only once every one enforces it.
+      const outcome = await this.workers.enforce(state);
+      await this.reportApplied(outcome.failed);
+      return { success: outcome.success, message: outcome.message };
+    }
     await this.reportApplied();
     return { success: true, message: `Deployment successful: revision ${state.revision} is enforced` };
   }
 
+  /**
+   * A write made on another node became visible (cluster store): compile what this node's
+   * environment enforces at that revision, swap it in (in every worker too), and report it. A
+   * compile failure keeps the last good snapshot and is reported as this node's failure of that
+   * revision, with the compiler's message, so deploymentResults show FAILED and why.
+   */
+  private async applyFromStore(): Promise<void> {
+    const data = this.store?.data;
+    if (data === undefined || data === this.appliedData) return;
+    this.appliedData = data;
+    const state = stateForEnvironment(data, this.config.environment);
+    const r = this.apply(state);
+    if (!r.ok) {
+      await this.reportApplied({ revision: state.revision, error: 'compile failed: ' + r.issues.map((i) => `${i.path}: ${i.message}`).join('; ') });
+      return;
+    }
+    if (this.workers !== null) {
+      const outcome = await this.workers.enforce(state);
+      await this.reportApplied(outcome.failed);
+      return;
+    }
+    await this.reportApplied();
+  }
+
   private async reportApplied(failed?: { revision: number; error: string }): Promise<void> {
     if (this.store === null) return;
+    // With workers, the node enforces what its most stale live worker does; with none live, nothing.
+    const w = this.workers === null ? null : this.workers.report();
+    if (this.workers !== null && w === null) return;
+    const applied = w ?? { revision: this.state.revision, snapshotHash: stateHash(this.state), failed: undefined };
     await this.store
-      .reportApplied({ environment: this.config.environment, revision: this.state.revision, snapshotHash: stateHash(this.state), failed })
+      .reportApplied({ environment: this.config.environment, revision: applied.revision, snapshotHash: applied.snapshotHash, failed: failed ?? applied.failed })
       .catch((err: unknown) => this.log.warn({ event: 'status_report_failed', err: (err as Error).message }, 'could not record the enforced revision in the store'));
   }
 
@@ -250,13 +357,26 @@ export class Gateway {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Graceful stop (SIGTERM, SIGINT): both listeners stop accepting at once. The admin API refuses
+   * further requests with 503 while the ones running finish; traffic requests in flight finish,
+   * for up to `drainTimeoutMs`, after which their connections (and upgraded ones) are destroyed.
+   * Then the upstream pools and the store close.
+   */
+  async close(drainTimeoutMs: number = this.config.drainTimeoutMs): Promise<void> {
     this.expiryTimer?.cancel();
-    if (this.admin !== null) await this.admin.close();
-    if (this.dataPlane.server.listening) await this.dataPlane.close();
+    const [, traffic] = await Promise.all([
+      this.admin !== null ? drainAdmin(this.admin.server, drainTimeoutMs) : null,
+      this.dataPlane.server.listening ? this.dataPlane.close(drainTimeoutMs) : null,
+      // Each worker drains its own connections, then exits.
+      this.workers !== null ? this.workers.stop(drainTimeoutMs) : null,
+    ]);
+    if (traffic?.timedOut === true) {
+      this.log.warn({ event: 'drain_timeout', drainTimeoutMs, destroyedConnections: traffic.destroyed }, 'drain timeout reached; destroyed the connections still open');
+    }
     if (this.store !== null) await this.store.close();
     if (this.lockedStore !== null) releaseStoreLock(this.lockedStore);
-    this.log.info({ event: 'stopped' }, 'ipgate stopped');
+    this.log.info({ event: 'stopped', drained: traffic === null || !traffic.timedOut }, 'ipgate stopped');
     this.log.flush();
   }
 }

@@ -57,12 +57,21 @@ export const ENV_OVERRIDES = {
   IPGATE_ENVIRONMENT: 'environment',
   IPGATE_NODE_ID: 'nodeId',
   IPGATE_TRUSTED_PROXIES: 'trustedProxies',
+  IPGATE_TLS_CERT: 'tls.certFile',
+  IPGATE_TLS_KEY: 'tls.keyFile',
   IPGATE_LOG_LEVEL: 'log.level',
+  IPGATE_ACCESS_LOG: 'log.access',
+  IPGATE_ACCESS_LOG_SAMPLE_RATE: 'log.sampleRate',
+  IPGATE_DRAIN_TIMEOUT_MS: 'drainTimeoutMs',
+  IPGATE_WORKERS: 'workers',
   IPGATE_ADMIN_LISTEN: 'admin.listen',
   IPGATE_STORE: 'store.file',
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+/** Overrides whose key holds a number. */
+const NUMERIC_ENV_KEYS: ReadonlySet<string> = new Set(['drainTimeoutMs', 'log.sampleRate', 'workers']);
 
 function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
   const sources = new Map<string, string>();
@@ -85,6 +94,15 @@ function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
       const list = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
       setPath(key, list, name);
       list.forEach((_, i) => sources.set(`${key}[${i}]`, name));
+    } else if (name === 'IPGATE_STORE') {
+      // One variable selects the store: a postgres:// URL the cluster store, anything else a file.
+      const pg = /^postgres(ql)?:\/\//i.test(v);
+      setPath(pg ? 'store.postgres.url' : 'store.file', v, name);
+      setPath(pg ? 'store.file' : 'store.postgres', null, name);
+    } else if (NUMERIC_ENV_KEYS.has(key)) {
+      // A number-looking value becomes a number, so the schema checks its range; anything else
+      // stays a string and is reported as not a number, naming the variable.
+      setPath(key, /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v, name);
     } else {
       setPath(key, v, name);
     }

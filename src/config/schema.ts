@@ -201,6 +201,29 @@ const trustedProxySchema = z.string().superRefine((s, ctx) => {
   }
 });
 
+/** The traffic listener's certificate and key (PEM files, reloaded when they change). */
+const tlsSchema = z.strictObject({
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+});
+
+/** A load balancer allowed to send PROXY protocol headers: one address or CIDR, strictly parsed. */
+const loadBalancerSchema = z.string().superRefine((text, ctx) => {
+  if (text.includes('-') || text.includes('*')) {
+    ctx.addIssue({ code: 'custom', message: `${text}: must be an IP address or a CIDR (no ranges or wildcards)` });
+    return;
+  }
+  const r = parseIpEntry(text);
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error });
+});
+
+const proxyProtocolSchema = z.strictObject({
+  /** Only these peers may send a header; every other connection is closed. Empty would close everything. */
+  trustedLoadBalancers: z.array(loadBalancerSchema).min(1, 'must list at least one load balancer address or CIDR'),
+  /** From accept until the whole header has arrived; then the connection is closed. */
+  headerTimeoutMs: z.number().int().min(1).max(600_000).default(10_000),
+});
+
 const adminTokenSchema = z.strictObject({
   name: nameSchema,
   /** Hex SHA-256 of the token: tokens are never stored in the clear. `printf %s "$TOKEN" | sha256sum` */
@@ -226,6 +249,32 @@ const adminJwtSchema = z
     if (j.algorithm !== 'HS256' && j.secret !== undefined) ctx.addIssue({ code: 'custom', path: ['secret'], message: `not used with ${j.algorithm}; pin the algorithm to HS256 to use a secret` });
   });
 
+/** The cluster store's connection and timing (see src/controlplane/store/pg/). */
+const postgresStoreSchema = z.strictObject({
+  url: z.string().superRefine((u, ctx) => {
+    let ok = /^postgres(ql)?:\/\//i.test(u);
+    try {
+      new URL(u);
+    } catch {
+      ok = false;
+    }
+    if (!ok) ctx.addIssue({ code: 'custom', message: 'must be a postgres:// or postgresql:// URL' });
+  }),
+  /** Holds the store's tables; created by the migrations. One cluster per schema. */
+  schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case letters, digits and "_", starting with a letter or "_", at most 63').default('ipgate'),
+  connectTimeoutMs: z.number().int().min(100).max(600_000).default(2_000),
+  /** An admin write (queueing included) that PostgreSQL does not finish in time answers 503. */
+  writeTimeoutMs: z.number().int().min(100).max(600_000).default(5_000),
+  /** How long a write waits for the other nodes to report the new revision. */
+  statusWaitMs: z.number().int().min(0).max(600_000).default(5_000),
+  pollIntervalMs: z.number().int().min(100).max(3_600_000).default(15_000),
+  /** A node not seen for three heartbeats is unreachable. */
+  heartbeatMs: z.number().int().min(100).max(600_000).default(2_000),
+  /** Opt-in local copy of the last state read, to start during an outage. A security trade-off: see the README. */
+  snapshotCache: z.string().min(1).nullable().default(null),
+  poolSize: z.number().int().min(2).max(100).default(4),
+});
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export const gatewayConfigSchema = z.strictObject({
@@ -238,6 +287,10 @@ export const gatewayConfigSchema = z.strictObject({
     .default(() => hostname()),
   /** proxy-addr syntax: loopback, linklocal, uniquelocal, addresses and CIDRs. */
   trustedProxies: z.array(trustedProxySchema).default(['loopback']),
+  /** HTTPS on the traffic listener; null: plain HTTP. */
+  tls: tlsSchema.nullable().default(null),
+  /** PROXY protocol v1/v2 on the traffic listener; null: off. */
+  proxyProtocol: proxyProtocolSchema.nullable().default(null),
   limits: z
     .strictObject({
       requestBodyBytes: z.number().int().min(0).default(10 * 1024 * 1024),
@@ -252,7 +305,27 @@ export const gatewayConfigSchema = z.strictObject({
     })
     .prefault({}),
   scriptTimeoutMs: z.number().int().min(1).max(10_000).default(100),
-  log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({}),
+  /** SIGTERM/SIGINT: how long in-flight requests may take to finish before their connections are destroyed. */
+  drainTimeoutMs: z.number().int().min(0).max(3_600_000).default(30_000),
+  /**
+   * Worker processes sharing the traffic port (node:cluster): a count, or "auto" for one per
+   * available CPU. null: one process serves traffic and the admin API (no cluster).
+   */
+  workers: z
+    .custom<number | 'auto'>((v) => v === 'auto' || (typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 1024), {
+      error: 'must be a positive integer (at most 1024) or "auto"',
+    })
+    .nullable()
+    .default(null),
+  log: z
+    .strictObject({
+      level: z.enum(LOG_LEVELS).default('info'),
+      /** Access lines: none, denied and dry-run-denied requests only, or every request. */
+      access: z.enum(['off', 'denied', 'all']).default('denied'),
+      /** Fraction of allowed requests logged in `all` mode; denials are never sampled. */
+      sampleRate: z.number().min(0).max(1).default(1),
+    })
+    .prefault({}),
   admin: z
     .strictObject({
       listen: listenSchema.default('127.0.0.1:9090'),
@@ -266,6 +339,11 @@ export const gatewayConfigSchema = z.strictObject({
     .strictObject({
       /** The embedded file store. null: policies come from this file only and admin writes answer 503. */
       file: z.string().min(1).nullable().default(null),
+      /** The PostgreSQL cluster store, shared by many nodes. Exclusive with `file`. */
+      postgres: postgresStoreSchema.nullable().default(null),
+    })
+    .superRefine((st, ctx) => {
+      if (st.file !== null && st.postgres !== null) ctx.addIssue({ code: 'custom', path: ['postgres'], message: 'store.file and store.postgres are mutually exclusive: configure one store' });
     })
     .prefault({}),
   projects: z.array(projectSchema).default([]),

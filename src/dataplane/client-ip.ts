@@ -20,6 +20,27 @@ import { extractJsonString } from './json-path.js';
 /** proxy-addr's compiled trust function: (address, hop index) → trusted. */
 export type TrustFn = (addr: string, i: number) => boolean;
 
+/** Distinct addresses remembered by a memoised trust function before it starts over. */
+const TRUST_MEMO_MAX = 4096;
+
+/**
+ * proxy-addr's list-based trust ignores the hop index and re-parses the address with ipaddr.js on
+ * every call; a gateway sees the same few peer addresses over and over, so the answers are
+ * remembered. The memo is bounded (cleared when full), so addresses chosen by a client (X-Forwarded-For
+ * elements) can only make it start over, never grow it.
+ */
+export function memoTrust(trust: TrustFn): TrustFn {
+  let memo = new Map<string, boolean>();
+  return (addr: string, i: number): boolean => {
+    const known = memo.get(addr);
+    if (known !== undefined) return known;
+    const answer = trust(addr, i);
+    if (memo.size >= TRUST_MEMO_MAX) memo = new Map();
+    memo.set(addr, answer);
+    return answer;
+  };
+}
+
 export class ResolvedIp {
   family: IpFamily = FAMILY_INVALID;
   /** The address as it appeared (trimmed), for messages. */

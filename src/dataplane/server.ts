@@ -6,17 +6,20 @@
  * the control plane: it receives compiled snapshots and nothing else.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import type { Counter } from 'prom-client';
 import type { Pool } from 'undici';
+import { AccessLog, type AccessLogOptions } from '../observability/access-log.js';
+import type { CounterCell } from '../observability/bound-metrics.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { ProxyMetrics } from '../observability/proxy-metrics.js';
 import type { CompiledPolicy, CompiledProxy, Snapshot } from '../policy/snapshot.js';
 import { relativePath } from './route-table.js';
 import { canonicalizeTarget } from './canonical-path.js';
+import { createListener, type ProxyProtocolOptions, type TlsFiles } from './listener.js';
 import type { TrustFn } from './client-ip.js';
 import { PolicyResult, type Rejection } from './decide.js';
 import { Exchange } from './exchange.js';
@@ -25,6 +28,7 @@ import type { DataPlaneLimits, DataPlaneShared, ExchangeInfo } from './shared.js
 import { UpstreamPools } from './upstream-pools.js';
 import type { UpstreamErrorKind } from './upstream-errors.js';
 import { handleUpgrade } from './websocket.js';
+import { ConnectionTracker, drainServer, type DrainResult } from '../lifecycle/drain.js';
 
 export interface DataPlaneOptions {
   readonly trust: TrustFn;
@@ -32,14 +36,21 @@ export interface DataPlaneOptions {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly upstreamConnections?: number | undefined;
+  /** log.access and log.sampleRate; denied-only when absent. */
+  readonly accessLog?: AccessLogOptions | undefined;
+  /** HTTPS with certificate reload; plain HTTP when absent. */
+  readonly tls?: TlsFiles | null | undefined;
+  /** PROXY protocol v1/v2 from trusted load balancers; off when absent. */
+  readonly proxyProtocol?: ProxyProtocolOptions | null | undefined;
 }
 
 /** The snapshot and the pools bound to it: swapped together, in one assignment. */
 export interface Active {
   readonly snapshot: Snapshot;
   readonly pools: readonly Pool[];
-  /** Metric children per policy, bound once per install so the hot path never hashes labels. */
-  readonly policyCounters: ReadonlyMap<CompiledPolicy, readonly Counter.Internal[]>;
+  /** Metric cells per policy and per proxy, bound once per install so the hot path never hashes labels. */
+  readonly policyCounters: ReadonlyMap<CompiledPolicy, readonly CounterCell[]>;
+  readonly proxyMetrics: ReadonlyMap<CompiledProxy, ProxyMetrics>;
 }
 
 export interface RoutedRequest {
@@ -65,7 +76,10 @@ export class DataPlane implements DataPlaneShared {
   private readonly log: Logger;
   private readonly metrics: Metrics;
   private readonly pools: UpstreamPools;
+  private readonly accessLog: AccessLog;
   private active: Active | null = null;
+  /** Open connections, for a graceful drain (lifecycle/drain.ts). */
+  private readonly connections: ConnectionTracker;
 
   constructor(opts: DataPlaneOptions) {
     this.trust = opts.trust;
@@ -73,7 +87,13 @@ export class DataPlane implements DataPlaneShared {
     this.log = opts.log;
     this.metrics = opts.metrics;
     this.pools = new UpstreamPools({ connections: opts.upstreamConnections ?? 256, keepAliveTimeoutMs: 4_000 });
-    this.server = createServer({ requireHostHeader: true }, (req, res) => this.handle(req, res));
+    this.accessLog = new AccessLog(opts.log, opts.accessLog ?? { access: 'denied', sampleRate: 1 });
+    this.server = createListener(
+      { http: { requireHostHeader: true }, tls: opts.tls ?? null, proxyProtocol: opts.proxyProtocol ?? null, log: opts.log },
+      (req, res) => this.handle(req, res),
+    );
+    this.server.on('connection', (socket: Socket) => this.connectionOpened(socket));
+    this.connections = new ConnectionTracker(this.server);
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket as Socket, head));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       // Node's own parser rejected the request (bad header, oversized head): answer in our envelope.
@@ -89,19 +109,36 @@ export class DataPlane implements DataPlaneShared {
 
   /** Swap in a new snapshot. Requests already running keep the one they started with. */
   install(snapshot: Snapshot): void {
-    const counters = new Map<CompiledPolicy, Counter.Internal[]>();
+    const counters = new Map<CompiledPolicy, CounterCell[]>();
+    const proxyMetrics = new Map<CompiledProxy, ProxyMetrics>();
     for (const proxy of snapshot.proxies) {
+      proxyMetrics.set(proxy, new ProxyMetrics(this.metrics, proxy.name));
       for (const pipe of [proxy.request, proxy.response, proxy.error]) {
         if (pipe === null) continue;
-        for (const p of [...pipe.proxyWide, ...pipe.endpoint]) {
-          counters.set(
-            p,
-            RESULT_LABELS.map((result) => this.metrics.policyDecisions.labels({ project: p.projectName, proxy: p.proxyName, policy: p.name, result })),
-          );
-        }
+        for (const p of [...pipe.proxyWide, ...pipe.endpoint]) counters.set(p, this.bindPolicy(p));
       }
     }
-    this.active = { snapshot, pools: this.pools.bind(snapshot), policyCounters: counters };
+    this.active = { snapshot, pools: this.pools.bind(snapshot), policyCounters: counters, proxyMetrics };
+  }
+
+  private bindPolicy(p: CompiledPolicy): CounterCell[] {
+    return RESULT_LABELS.map((result) => this.metrics.policyDecisions.cell({ project: p.projectName, proxy: p.proxyName, policy: p.name, result }));
+  }
+
+  /**
+   * The cells of a request's proxy. A request that started under an older snapshot binds again
+   * (cold path, only around a reload); the cells are shared by label set, so its counts still land
+   * in the same series.
+   */
+  private proxyMetricsFor(proxy: CompiledProxy): ProxyMetrics {
+    return this.active?.proxyMetrics.get(proxy) ?? new ProxyMetrics(this.metrics, proxy.name);
+  }
+
+  /** Per connection, not per request: the open-connections gauge. */
+  private connectionOpened(socket: Socket): void {
+    const gauge = this.metrics.openConnections;
+    gauge.inc();
+    socket.once('close', () => gauge.dec());
   }
 
   get snapshot(): Snapshot | null {
@@ -119,12 +156,15 @@ export class DataPlane implements DataPlaneShared {
     return this.server.address() as AddressInfo;
   }
 
-  async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
-    });
+  /**
+   * Graceful stop: stop accepting, let requests in flight finish (with `Connection: close`), and
+   * destroy what is still open after `drainTimeoutMs`, upgraded connections included. Then close the
+   * upstream pools, which lets their last requests finish.
+   */
+  async close(drainTimeoutMs = 30_000): Promise<DrainResult> {
+    const r = await drainServer(this.server, { timeoutMs: drainTimeoutMs, tracker: this.connections });
     await this.pools.close();
+    return r;
   }
 
   // ---- per request -----------------------------------------------------------------------------
@@ -192,7 +232,11 @@ export class DataPlane implements DataPlaneShared {
   // ---- DataPlaneShared -------------------------------------------------------------------------
 
   countPolicy(p: CompiledPolicy, result: PolicyResult): void {
-    this.active?.policyCounters.get(p)?.[result]?.inc();
+    (this.active?.policyCounters.get(p) ?? this.bindPolicy(p))[result]!.inc();
+  }
+
+  upstreamTimed(proxy: CompiledProxy, seconds: number): void {
+    this.proxyMetricsFor(proxy).upstream.observe(seconds);
   }
 
   upstreamError(proxy: CompiledProxy, kind: UpstreamErrorKind, err: unknown): void {
@@ -235,30 +279,10 @@ export class DataPlane implements DataPlaneShared {
     startedAt: number,
   ): void {
     const seconds = (performance.now() - startedAt) / 1000;
-    this.metrics.requests.inc({ proxy: proxy.name, decision, status_class: `${String(status)[0]}xx` });
-    this.metrics.requestDuration.observe({ proxy: proxy.name }, seconds);
-    if (rejection !== null || dryRuns !== null) {
-      const decided = rejection ?? dryRuns![0]!;
-      this.log.info(
-        {
-          event: 'access',
-          correlationId: ex.correlationId,
-          method: req.method,
-          path: ex.path,
-          project: proxy.projectName,
-          proxy: proxy.name,
-          status,
-          durationMs: Math.round(seconds * 1e6) / 1e3,
-          clientIp: decided.ip.family === 0 ? null : decided.ip.display(),
-          ipSource: decided.ip.label,
-          policy: decided.policy.name,
-          matchedEntry: decided.entry,
-          decision: rejection !== null ? 'denied' : 'dry_run_denied',
-          faultCode: decided.code,
-          dryRun: rejection === null,
-        },
-        rejection !== null ? 'request denied' : 'request would have been denied (dry run)',
-      );
+    this.proxyMetricsFor(proxy).request(decision, status, seconds);
+    // In the default denied-only mode an allowed request stops at this test.
+    if (rejection !== null || dryRuns !== null || this.accessLog.logsAllowed || this.accessLog.logsErrors) {
+      this.accessLog.record(ex, proxy, req, status, seconds, decision, rejection, dryRuns);
     }
   }
 }

@@ -3,8 +3,8 @@
  * code does not depend on how listeners, logging and metrics are wired.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CompiledPolicy, CompiledProxy } from '../policy/snapshot.js';
-import type { TrustFn } from './client-ip.js';
+import type { CompiledIpSource, CompiledPolicy, CompiledProxy } from '../policy/snapshot.js';
+import type { ResolvedIp, TrustFn } from './client-ip.js';
 import type { PolicyResult, Rejection } from './decide.js';
 import type { UpstreamErrorKind } from './upstream-errors.js';
 
@@ -19,6 +19,9 @@ export interface ExchangeInfo {
   readonly correlationId: string;
   readonly path: string;
   readonly relPath: string;
+  readonly methodBit: number;
+  /** The client IP a policy source resolves to (the access log names it for allowed requests). */
+  ipFor(source: CompiledIpSource): ResolvedIp;
 }
 
 export interface DataPlaneShared {
@@ -26,6 +29,8 @@ export interface DataPlaneShared {
   readonly limits: DataPlaneLimits;
   countPolicy(p: CompiledPolicy, result: PolicyResult): void;
   upstreamError(proxy: CompiledProxy, kind: UpstreamErrorKind, err: unknown): void;
+  /** The upstream answered with headers, or failed, `seconds` after the request was sent. */
+  upstreamTimed(proxy: CompiledProxy, seconds: number): void;
   /** Log an unexpected error and answer 500 (or drop the connection if the answer has started). */
   internalError(res: ServerResponse, correlationId: string, err: unknown): void;
   writeFault(res: ServerResponse, correlationId: string, code: string, status: number, text: string): void;

@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { send } from '../helpers/harness.js';
+import { stringify } from 'yaml';
+import { policy, send, startGateway } from '../helpers/harness.js';
 
 // These run the built CLI (npm test builds dist/ first), exactly as a user would.
 const CLI = 'dist/cli.js';
@@ -57,11 +58,29 @@ describe('ipgate CLI', () => {
   });
 
   it('--help documents each command', () => {
-    for (const cmd of [[], ['start'], ['check']]) {
-      const r = spawnSync(process.execPath, [CLI, ...cmd, '--help'], { encoding: 'utf8' });
+    const main = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
+    expect(main.status).toBe(0);
+    expect(main.stdout).toMatch(/^Usage: ipgate <command>/);
+    for (const cmd of ['start', 'check', 'export', 'import', 'ip-check']) {
+      expect(main.stdout).toMatch(new RegExp(`^  ${cmd} `, 'm'));
+      const r = spawnSync(process.execPath, [CLI, cmd, '--help'], { encoding: 'utf8' });
       expect(r.status).toBe(0);
-      expect(r.stdout).toMatch(/^Usage: ipgate/);
+      expect(r.stdout).toMatch(new RegExp(`^Usage: ipgate ${cmd} `));
     }
+  });
+
+  it('check: drainTimeoutMs must be a non-negative integer, from the file or IPGATE_DRAIN_TIMEOUT_MS', () => {
+    const negative = check('drainTimeoutMs: -1\n');
+    expect(negative.status).toBe(1);
+    expect(negative.stderr).toMatch(/^  drainTimeoutMs: .*>=0.* \(got -1\)$/m);
+    const fraction = check('drainTimeoutMs: 2.5\n');
+    expect(fraction.status).toBe(1);
+    expect(fraction.stderr).toMatch(/^  drainTimeoutMs: .*expected int.*\(got 2\.5\)$/m);
+    const word = check('{}\n', { IPGATE_DRAIN_TIMEOUT_MS: 'soon' });
+    expect(word.status).toBe(1);
+    expect(word.stderr).toMatch(/^  drainTimeoutMs: .*number.*\(got "soon"\) \[set by IPGATE_DRAIN_TIMEOUT_MS\]$/m);
+    expect(check('drainTimeoutMs: 0\n').status).toBe(0);
+    expect(check('{}\n', { IPGATE_DRAIN_TIMEOUT_MS: '45000' }).status).toBe(0);
   });
 
   it('start: serves traffic with the demo backend, then exits 0 on SIGTERM', async () => {
@@ -95,7 +114,7 @@ projects:
     const child = spawn(process.execPath, [CLI, 'start', '--config', file, '--demo-backend', `127.0.0.1:${demoPort}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     try {
       for (let i = 0; i < 100 && !out.includes('"event":"started"'); i++) await new Promise((r) => setTimeout(r, 50));
       expect(out).toContain('"event":"started"');
@@ -108,5 +127,95 @@ projects:
     }
     expect(await exited).toBe(0);
     expect(out).toContain('"event":"stopped"');
+  });
+});
+
+describe('ipgate ip-check', () => {
+  const TOKEN = 'cli-ip-check-admin-token-0123456789';
+  const projects = [
+    {
+      name: 'shop',
+      apiProxies: [
+        {
+          name: 'orders',
+          basePath: '/orders',
+          upstream: { url: 'http://127.0.0.1:1' },
+          policies: [
+            policy('policy-white-ip', 'offices', ['198.51.100.0/24']),
+            policy('policy-black-ip', 'no-kiosk', ['198.51.100.66'], { enforce: false }, { targetScope: 'ENDPOINT', targetEndpoint: '/{id}/admin', targetEndpointHTTPMethod: 'GET' }),
+          ],
+        },
+      ],
+    },
+  ];
+  const configFile = join(dir, 'ip-check.yaml');
+  writeFileSync(configFile, stringify({ projects }));
+
+  // IPGATE_CONFIG is cleared so that only the flags say where policies come from.
+  const ipCheck = (args: string[]) => spawnSync(process.execPath, [CLI, 'ip-check', ...args], { encoding: 'utf8', env: { ...process.env, IPGATE_CONFIG: '' } });
+
+  it('prints the JSON the admin ip-check endpoint returns, and exits 0 allowed / 1 denied', async () => {
+    // The admin API serves ip-check from its store, seeded from the same projects.
+    const gw = await startGateway({ projects, store: { file: join(dir, 'ip-check-store.json') } }, { env: { IPGATE_ADMIN_TOKEN: TOKEN } });
+    try {
+      const cases: { body: Record<string, unknown>; flags: string[]; decision: string; exit: number }[] = [
+        // Allowed through X-Forwarded-For from a trusted peer; the dry-run block list would have rejected.
+        {
+          body: { remoteAddress: '127.0.0.1', headers: { 'X-Forwarded-For': '198.51.100.66' }, path: '/7/admin', method: 'GET' },
+          flags: ['--remote-address', '127.0.0.1', '--header', 'X-Forwarded-For: 198.51.100.66', '--path', '/7/admin', '--method', 'get'],
+          decision: 'allowed',
+          exit: 0,
+        },
+        { body: { ip: '203.0.113.9' }, flags: ['--ip', '203.0.113.9'], decision: 'denied', exit: 1 },
+      ];
+      for (const c of cases) {
+        const admin = await send(gw.gateway.adminAddress.port, '/apiops/projects/shop/apiProxies/orders/ip-check/', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+          body: JSON.stringify(c.body),
+        });
+        expect(admin.status).toBe(200);
+        const r = ipCheck(['--config', configFile, '--project', 'shop', '--proxy', 'orders', ...c.flags]);
+        expect(r.status, r.stderr).toBe(c.exit);
+        const offline = JSON.parse(r.stdout) as Record<string, unknown>;
+        expect(offline.decision).toBe(c.decision);
+        // Identical but for the revision: a file has none.
+        expect(offline).toEqual({ ...admin.json(), revision: null });
+      }
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('--export takes the policies from an export instead of the config', () => {
+    const exported = join(dir, 'ip-check-export.yaml');
+    const changed = structuredClone(projects);
+    changed[0]!.apiProxies[0]!.policies[0] = policy('policy-white-ip', 'offices', ['203.0.113.0/24']);
+    writeFileSync(exported, stringify({ environments: ['production'], projects: changed }));
+    const args = ['--project', 'shop', '--proxy', 'orders', '--ip', '203.0.113.9'];
+    expect(ipCheck(['--config', configFile, ...args]).status).toBe(1);
+    const r = ipCheck(['--export', exported, ...args]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ decision: 'allowed', environment: 'production', policies: [{ policy: 'offices', result: 'pass', matchedEntry: '203.0.113.0/24' }, { result: 'not_applicable' }] });
+  });
+
+  it('exits 2 on errors, naming the flag or the proxy', () => {
+    const base = ['--config', configFile, '--project', 'shop', '--proxy', 'orders'];
+    const cases: [string[], string][] = [
+      [['--project', 'shop', '--proxy', 'orders', '--ip', '1.2.3.4'], 'give --config FILE or --export FILE'],
+      [['--config', configFile, '--project', 'shop', '--ip', '1.2.3.4'], '--proxy is required'],
+      [base, '--ip: give ip, or remoteAddress'],
+      [[...base, '--ip', '1.2.3.4', '--method', 'g3t'], '--method:'],
+      [[...base, '--remote-address', '127.0.0.1', '--header', 'no colon here'], "--header: expected 'Name: value'"],
+      [['--config', configFile, '--project', 'shop', '--proxy', 'carts', '--ip', '1.2.3.4'], `no API proxy shop/carts in ${configFile}`],
+      [[...base, '--ip', '1.2.3.4', '--environment', 'staging'], 'API proxy orders is not deployed to staging'],
+      [[...base, '--ip', '1.2.3.4', '--bogus'], "Unknown option '--bogus'"],
+    ];
+    for (const [args, message] of cases) {
+      const r = ipCheck(args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toContain(message);
+      expect(r.stdout).toBe('');
+    }
   });
 });

@@ -11,7 +11,7 @@ import type { CompileIssue, CompileResult } from '../../policy/compile.js';
 import type { PolicyState } from '../../policy/model.js';
 import type { Snapshot } from '../../policy/snapshot.js';
 import type { ProjectRecord, ProxyRecord, StoreData } from '../store/state.js';
-import type { DeploymentResult, NodeInfo, Store } from '../store/store.js';
+import { StoreConflictError, StoreUnavailableError, type DeploymentResult, type NodeInfo, type Store } from '../store/store.js';
 import { stateForEnvironment } from '../store/to-state.js';
 import type { IncomingMessage } from 'node:http';
 import { type TrustFn } from '../../dataplane/client-ip.js';
@@ -98,7 +98,7 @@ export class AdminService {
   /** Every gateway node the store knows (this one at least, once it has enforced a snapshot). */
   nodes(): Promise<NodeInfo[]> {
     if (this.deps.store === null) throw new AdminError('SERVICE_UNAVAILABLE', 'no store is configured (set store.file or IPGATE_STORE)');
-    return this.deps.store.nodes();
+    return this.deps.store.nodes().catch(storeError);
   }
 
   data(): Readonly<StoreData> {
@@ -131,34 +131,43 @@ export class AdminService {
     if (store === null) throw new AdminError('SERVICE_UNAVAILABLE', 'no store is configured (set store.file or IPGATE_STORE)');
     let own: CompileResult | null = null;
     let deployed: readonly string[] = [];
-    const { data, result } = await store.update(
-      (d) => {
-        const m = spec.mutate(d);
-        deployed = m.deployed;
-        appendAudit(d, { actor: spec.actor, action: spec.action, target: spec.target, project: spec.project, proxy: spec.proxy, before: m.before, after: m.after });
-        return m.result;
-      },
-      {
-        // Validate by compiling what each touched environment would enforce at the new revision;
-        // a change that does not compile is refused with the compiler's paths and never stored.
-        check: (next) => {
-          for (const env of new Set([...deployed, this.deps.environment])) {
-            const r = this.deps.compile(stateForEnvironment(next, env));
-            if (!r.ok) throw issuesToError(env, r.issues);
-            if (env === this.deps.environment) {
-              own = r;
-              if (spec.caller !== undefined && !spec.caller.force) this.lockoutGuard(r.snapshot, spec.caller.callerIp);
-            }
-          }
+    const { data, result } = await store
+      .update(
+        (d) => {
+          const m = spec.mutate(d);
+          deployed = m.deployed;
+          appendAudit(d, { actor: spec.actor, action: spec.action, target: spec.target, project: spec.project, proxy: spec.proxy, before: m.before, after: m.after });
+          return m.result;
         },
-      },
-    );
+        {
+          // Validate by compiling what each touched environment would enforce at the new revision;
+          // a change that does not compile is refused with the compiler's paths and never stored.
+          check: (next) => {
+            for (const env of new Set([...deployed, this.deps.environment])) {
+              const r = this.deps.compile(stateForEnvironment(next, env));
+              if (!r.ok) throw issuesToError(env, r.issues);
+              if (env === this.deps.environment) {
+                own = r;
+                if (spec.caller !== undefined && !spec.caller.force) this.lockoutGuard(r.snapshot, spec.caller.callerIp);
+              }
+            }
+          },
+        },
+      )
+      .catch(storeError);
     const compiled = own as CompileResult | null;
     let outcome: EnforceOutcome = { success: false, message: 'compile failed; the last good revision is still enforced' };
     if (compiled !== null && compiled.ok) outcome = await this.deps.enforce(compiled.snapshot, stateForEnvironment(data, this.deps.environment));
     const deploymentResults = await store.deploymentResults(deployed, data.revision, { environment: this.deps.environment, ...outcome });
     return { result, data, deploymentResults };
   }
+}
+
+/** The store's own failures in the admin error table: an unreachable database is a 503, a lost version race a 412. */
+function storeError(err: unknown): never {
+  if (err instanceof StoreUnavailableError) throw new AdminError('SERVICE_UNAVAILABLE', err.message);
+  if (err instanceof StoreConflictError) throw new AdminError('PRECONDITION_FAILED', err.message);
+  throw err;
 }
 
 /** The Apinizer reply of a write that may deploy: overall success only when every environment succeeded. */

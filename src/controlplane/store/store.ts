@@ -8,6 +8,33 @@
  */
 import type { StoreData } from './state.js';
 
+/**
+ * The store's database cannot be reached, or did not answer within the write timeout (the cluster
+ * store's PostgreSQL is down or partitioned away). Nothing was written, unless `outcomeUnknown`:
+ * then the commit was sent and its answer never came. The admin API answers 503.
+ */
+export class StoreUnavailableError extends Error {
+  constructor(
+    message: string,
+    readonly outcomeUnknown = false,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/**
+ * A version-guarded change matched zero rows: the resource was changed by another writer after it
+ * was read. Nothing was written. The admin API answers 412, as for a stale If-Match.
+ */
+export class StoreConflictError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreConflictError';
+  }
+}
+
 export interface UpdateOptions {
   /**
    * Runs inside the serialised write on the finished next state (revision already set), before

@@ -1,0 +1,69 @@
+/**
+ * The process's lifecycle: a graceful stop on SIGTERM and SIGINT, and the last word on an error
+ * nothing caught. Entry points install these and pass their own `exit`, so only entry points end
+ * the process.
+ */
+import { pino } from 'pino';
+import type { Logger } from '../observability/logger.js';
+
+export type Exit = (code: number) => void;
+
+/**
+ * On the first SIGTERM or SIGINT run `stop` (the drain), then exit 0; if `stop` fails, report it
+ * through `failed` and exit 1. A further signal during the drain changes nothing: the drain timeout
+ * already bounds the wait.
+ */
+export function exitOnSignals(stop: (signal: NodeJS.Signals) => Promise<void>, exit: Exit, failed?: (err: unknown) => void): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    stop(signal).then(
+      () => exit(0),
+      (err: unknown) => {
+        try {
+          failed?.(err);
+        } finally {
+          exit(1);
+        }
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+/**
+ * An uncaught exception or unhandled rejection leaves the process in an unknown state: log it as
+ * `fatal`, flush the log synchronously (pino writes asynchronously, and the line would otherwise be
+ * lost with the process), and exit 1 so that a supervisor restarts a clean process. Requests in
+ * flight are lost; draining them would mean running on in that unknown state.
+ */
+export function exitOnFatalErrors(log: Logger, exit: Exit): void {
+  const die = (kind: 'uncaughtException' | 'unhandledRejection', err: unknown) => {
+    try {
+      log.fatal({ event: 'crash', kind, err: err instanceof Error ? (err.stack ?? err.message) : String(err) }, `${kind}: exiting`);
+      flushSync(log);
+    } finally {
+      exit(1);
+    }
+  };
+  process.on('uncaughtException', (err) => die('uncaughtException', err));
+  process.on('unhandledRejection', (reason) => die('unhandledRejection', reason));
+}
+
+/** Log why a shutdown failed, synchronously flushed: the process exits right after. */
+export function logShutdownFailure(log: Logger, err: unknown): void {
+  log.error({ event: 'shutdown_failed', err: err instanceof Error ? (err.stack ?? err.message) : String(err) }, 'shutdown failed');
+  flushSync(log);
+}
+
+/** Write out what pino's asynchronous destination still buffers. */
+function flushSync(log: Logger): void {
+  const stream = (log as unknown as Record<symbol, { flushSync?: () => void } | undefined>)[pino.symbols.streamSym];
+  try {
+    stream?.flushSync?.();
+  } catch {
+    // Not open yet, or stdout is gone: nothing more can be written anyway.
+  }
+}
