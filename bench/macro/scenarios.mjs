@@ -87,7 +87,7 @@ export function gatewayConfigText(scenario, { upstreamUrl, storeFile }) {
     trustedProxies: ['loopback'],
     // The access log in denied-only mode, explicitly (it is also the default): one line per
     // denied request, nothing for allowed ones. Scenario 8 writes a line for every request.
-    log: { level: 'info', access: 'denied' },
+    log: { level: 'info', access: process.env.BENCH_ACCESS ?? 'denied' },
     admin: { listen: '127.0.0.1:0' },
     store: { file: scenario.store === true ? storeFile : null },
     projects: [{ name: PROJECT, apiProxies: [{ name: PROXY, basePath: '/api', upstream: { url: upstreamUrl }, policies: scenario.policies() }] }],
