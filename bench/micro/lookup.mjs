@@ -84,6 +84,7 @@ async function main() {
     'ipgate hot 1k',
     'net.BlockList',
     'ipaddr.js linear',
+    'agreement with references',
   ];
   console.log(`| ${header.join(' | ')} |`);
   console.log(`|${header.map(() => '---').join('|')}|`);
@@ -92,8 +93,14 @@ async function main() {
     console.log(
       `| IPv${r.family} | ${r.size.toLocaleString('en-US')} | ${r.compileMs.toFixed(0)} (${r.parseAddMs.toFixed(0)} / ${r.buildMs.toFixed(0)}) | ` +
         `${MB(r.peakBytes)} MB | ${MB(r.retainedBytes)} MB | ${r.compilePeakRss === null ? 'n/a' : `${MB(r.compilePeakRss)} MB`} | ${MB(r.trieBytes)} MB / ${r.trieObjects.toLocaleString('en-US')} | ` +
-        `${fmtRate(r.parseRate)} | ${fmtRate(r.rate)} | ${fmtRate(r.hotRate)} | ${ref(r.blockList)} | ${ref(r.ipaddr)} |`,
+        `${fmtRate(r.parseRate)} | ${fmtRate(r.rate)} | ${fmtRate(r.hotRate)} | ${ref(r.blockList)} | ${ref(r.ipaddr)} | ` +
+        `${r.checked === 0 ? 'not checked (list cut)' : `${r.mismatches} mismatches in ${r.checked.toLocaleString('en-US')}`} |`,
     );
+  }
+  const bad = rows.filter((r) => r.mismatches > 0);
+  if (bad.length > 0) {
+    console.error(`\nDISAGREEMENT with the reference matchers in ${bad.length} row(s): ipgate's lookups are wrong.`);
+    process.exitCode = 1;
   }
   console.log(
     `\nReferences are linear scans: lists above ${REF_CAP.toLocaleString('en-US')} prefixes are cut to the first ${REF_CAP.toLocaleString('en-US')} ` +
@@ -307,6 +314,34 @@ async function row(family, size) {
     return bestAllow + bestDeny;
   });
 
+  // Agreement: on lists the references hold whole, ipgate's answer (longest allow, longest deny,
+  // and "listed at all") must equal the linear ipaddr.js scan and net.BlockList for every checked
+  // address. A disagreement is a bug; the row reports it and the run exits non-zero.
+  let checked = 0;
+  let mismatches = 0;
+  if (refPrefixes.length === size) {
+    const n = Math.min(addrs.length, Number(process.env.CHECK_LOOKUPS ?? 20_000));
+    for (let i = 0; i < n; i++) {
+      const a = addrs[i];
+      const f = parseClientIp(a, out);
+      const leaf = f === 0 ? 0 : trie.lookup(f, out);
+      const ip = ipaddr.process(a);
+      let bestAllow = -1;
+      let bestDeny = -1;
+      let allowLen = -1;
+      let denyLen = -1;
+      for (let k = 0; k < ranges.length; k++) {
+        const r = ranges[k];
+        if (r[0].kind() !== ip.kind() || !ip.match(r)) continue;
+        if (refActions[k] === 0 && r[1] > allowLen) [allowLen, bestAllow] = [r[1], k];
+        else if (refActions[k] === 1 && r[1] > denyLen) [denyLen, bestDeny] = [r[1], k];
+      }
+      const listed = bl.check(a, type);
+      if (allow[leaf] !== bestAllow || deny[leaf] !== bestDeny || listed !== (bestAllow >= 0 || bestDeny >= 0)) mismatches++;
+      checked++;
+    }
+  }
+
   // texts must stay reachable until here, or the retained-memory figure would count their
   // collection (V8 drops dead locals) as negative growth.
   if (texts.length !== size) throw new Error('unreachable');
@@ -326,6 +361,8 @@ async function row(family, size) {
     rate,
     hotRate,
     refCapped: refPrefixes.length < size,
+    checked,
+    mismatches,
     refPrefixes: refPrefixes.length,
     blockList,
     ipaddr: ipaddrRes,
