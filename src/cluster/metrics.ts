@@ -28,7 +28,7 @@ const AGGREGATORS: Readonly<Record<string, Aggregator>> = {
 
 /** The primary's own series: Node's default process metrics, and its worker gauges. */
 function isPrimaryOwn(name: string): boolean {
-  return name.startsWith('process_') || name.startsWith('nodejs_') || name.startsWith('ipgate_worker');
+  return name.startsWith('process_') || name.startsWith('nodejs_') || name.startsWith('ipgate_worker') || name.startsWith('ipgate_store_');
 }
 
 /**

@@ -31,16 +31,47 @@ export function blobHash(value: object): string | undefined {
 /** JSON of sealed blobs not yet known to be on disk (dropped once written). */
 const pendingJson = new WeakMap<object, string>();
 
-/** Deep-freezes `value`, hashes its JSON once, and remembers it as a blob. Returns the hash. */
-export function sealBlob(value: object): string {
+/**
+ * Deep-freezes `value`, hashes its JSON once, and remembers it as a blob. Returns the hash.
+ * `stored`: the blob was just read from storage, so its JSON is not kept for a later write.
+ */
+export function sealBlob(value: object, opts?: { stored?: boolean }): string {
   const known = hashes.get(value);
   if (known !== undefined) return known;
   const json = JSON.stringify(value);
   const hash = createHash('sha256').update(json).digest('hex');
   deepFreeze(value);
   hashes.set(value, hash);
-  pendingJson.set(value, json);
+  if (opts?.stored !== true) pendingJson.set(value, json);
   return hash;
+}
+
+/** The JSON text a sealed blob is stored as (the one its hash names). */
+export function blobJson(value: object): string {
+  return pendingJson.get(value) ?? JSON.stringify(value);
+}
+
+/** The blob is durably stored: its JSON text need not be kept any longer. */
+export function markStored(value: object): void {
+  pendingJson.delete(value);
+}
+
+/**
+ * A private, mutable copy of a committed state for one write. Blobs (deployed copies, frozen and
+ * content-addressed) are shared, not copied; everything else is copied, so the draft never
+ * aliases the committed state.
+ */
+export function cloneDraft<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  if (isBlob(value)) return value;
+  if (Array.isArray(value)) {
+    const out = new Array(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = cloneDraft(value[i]);
+    return out as T;
+  }
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(value)) out[k] = cloneDraft((value as Record<string, unknown>)[k]);
+  return out as T;
 }
 
 export class BlobCorruptError extends Error {
@@ -99,7 +130,7 @@ export class BlobDir {
     // A new directory's own entry must be durable before a store file that needs it is published.
     if ((await mkdir(this.dir, { recursive: true, mode: 0o700 })) !== undefined) await fsyncDir(dirname(this.dir));
     for (const [hash, value] of missing) {
-      const json = pendingJson.get(value) ?? JSON.stringify(value);
+      const json = blobJson(value);
       const file = join(this.dir, `${hash}.json`);
       const tmp = `${file}.tmp-${process.pid}-${tempCounter++}-${randomBytes(4).toString('hex')}`;
       let handle: FileHandle | undefined;

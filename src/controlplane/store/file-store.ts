@@ -33,7 +33,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomBytes } from 'node:crypto';
 import { link, open as fsOpen, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { BlobCorruptError, BlobDir, blobHash, deepFreeze, isBlob, sealBlob } from './blobs.js';
+import { BlobCorruptError, BlobDir, blobHash, cloneDraft, deepFreeze, sealBlob } from './blobs.js';
 import { STORE_FORMAT, type StoreData } from './state.js';
 import type { ApplyReport, DeploymentResult, NodeInfo, Store, StoreHealth, UpdateOptions, UpdateResult } from './store.js';
 
@@ -235,24 +235,6 @@ export class FileStore implements Store {
     await this.#blobs.collect(new Set(referenced.keys()));
     return committed;
   }
-}
-
-/**
- * A private, mutable copy of the state for one update. Blobs (deployed copies, frozen and
- * content-addressed) are shared, not copied; everything else is copied, so the draft never
- * aliases the committed state.
- */
-function cloneDraft<T>(value: T): T {
-  if (typeof value !== 'object' || value === null) return value;
-  if (isBlob(value)) return value;
-  if (Array.isArray(value)) {
-    const out = new Array(value.length);
-    for (let i = 0; i < value.length; i++) out[i] = cloneDraft(value[i]);
-    return out as T;
-  }
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(value)) out[k] = cloneDraft((value as Record<string, unknown>)[k]);
-  return out as T;
 }
 
 /** Every blob the state references (deployed copies in deployments and history). */

@@ -26,7 +26,7 @@
 import { randomUUID } from 'node:crypto';
 import postgres, { type Options, type Sql, type TransactionSql } from 'postgres';
 import type { Logger } from '../../../observability/logger.js';
-import { deepFreeze } from '../blobs.js';
+import { blobJson, cloneDraft, deepFreeze, markStored } from '../blobs.js';
 import { STORE_FORMAT, type AuditRecord, type StoreData } from '../state.js';
 import {
   StoreConflictError,
@@ -44,7 +44,7 @@ import { ChangeListener, heartbeatPayload } from './listener.js';
 import { migrate, quoteIdent } from './migrations.js';
 import { heartbeat, judge, nodeInfo, readNodes, writeStatus, type Self } from './node-status.js';
 import { needsFullReload, readHead, readState, type Head, type StateCache } from './read-state.js';
-import { checkState, cloneDraft, diff, encode, looksLikeStoreData, type CachedRow, type Diff, type Encoded } from './rows.js';
+import { checkState, diff, encode, looksLikeStoreData, type CachedRow, type Diff, type Encoded } from './rows.js';
 import { readSnapshotCache, writeSnapshotCache } from './snapshot-cache.js';
 
 export interface PgStoreSettings {
@@ -166,7 +166,8 @@ export class PgStore implements Store {
       fetch_types: false,
       idle_timeout: 60,
       onnotice: (n) => log.debug({ event: 'postgres_notice', message: n.message }, 'postgres notice'),
-      connection: { application_name: `ipgate ${purpose} ${opts.nodeId}`.slice(0, 63) },
+      // Names the node and the cluster in pg_stat_activity (PostgreSQL keeps 63 bytes of it).
+      connection: { application_name: `ipgate ${purpose} ${opts.nodeId} ${opts.schema}`.slice(0, 63) },
     };
   }
 
@@ -370,6 +371,8 @@ export class PgStore implements Store {
     const state = { abandoned: false, committing: false };
     let newer: StateCache | null = null;
     const work = this.#sql.begin(async (tx) => {
+      // A connection that came only after the deadline must not even take the head lock.
+      if (state.abandoned) throw new DeadlineError('abandoned');
       await tx.unsafe(`set local lock_timeout = ${ms}; set local statement_timeout = ${ms}; set local idle_in_transaction_session_timeout = ${ms + 1000}`);
       const [h] = await tx.unsafe(`update ${this.#s}.head set revision = revision + 1, updated_at = now() returning revision, epoch::text as epoch`);
       if (h === undefined) throw new Error(`store schema ${this.#opts.schema} holds no state (no head row)`);
@@ -461,8 +464,11 @@ export class PgStore implements Store {
     }
     const others: Promise<unknown>[] = [];
     for (const [hash, value] of enc.blobs) {
-      if (base?.blobs.has(hash) === true) continue;
-      others.push(tx.unsafe(`insert into ${s}.blobs (hash, body) values ($1, $2) on conflict do nothing`, [hash, JSON.stringify(value)]));
+      // The text is not kept in memory past this write: a retry serialises it again.
+      const stored = base?.blobs.has(hash) === true;
+      const json = stored ? null : blobJson(value);
+      markStored(value);
+      if (json !== null) others.push(tx.unsafe(`insert into ${s}.blobs (hash, body) values ($1, $2) on conflict do nothing`, [hash, json]));
     }
     const unreferenced = base === null ? [] : [...base.blobs.keys()].filter((h) => !enc.blobs.has(h));
     // Readers in an older snapshot still see these rows (MVCC): deleting them here is safe.

@@ -105,7 +105,7 @@ export async function readState(q: Q, s: string, head: Head, have: StateCache | 
       if (actual !== hash) throw new Error(`store blob ${hash} is corrupt: its text hashes to ${actual}`);
       const value: unknown = JSON.parse(body);
       if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`store blob ${hash} is not a JSON object`);
-      if (sealBlob(value) !== hash) throw new Error(`store blob ${hash} is not in canonical form`);
+      if (sealBlob(value, { stored: true }) !== hash) throw new Error(`store blob ${hash} is not in canonical form`);
       blobs.set(hash, value);
       missing.delete(hash);
     }

@@ -214,23 +214,6 @@ export function diff(base: ReadonlyMap<string, CachedRow>, next: Encoded): Diff 
   return { inserts, updates, deletes, positions };
 }
 
-/**
- * A private, mutable copy of a committed state for one write. Blobs (deployed copies, frozen and
- * content-addressed) are shared, not copied; everything else is copied, so the draft never
- * aliases the committed state.
- */
-export function cloneDraft<T>(value: T): T {
-  if (typeof value !== 'object' || value === null) return value;
-  if (isBlob(value)) return value;
-  if (Array.isArray(value)) {
-    const out = new Array(value.length);
-    for (let i = 0; i < value.length; i++) out[i] = cloneDraft(value[i]);
-    return out as T;
-  }
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(value)) out[k] = cloneDraft((value as Record<string, unknown>)[k]);
-  return out as T;
-}
 
 /** A state an update function returned instead of mutating its draft (as the file store allows). */
 export function looksLikeStoreData(value: unknown): value is StoreData {

@@ -55,8 +55,8 @@ export async function readSnapshotCache(file: string): Promise<StoreData> {
   // Deployed copies become shared, frozen blobs again, as when read from the database.
   for (const p of data.projects) {
     for (const r of p.proxies) {
-      for (const dep of Object.values(r.deployments)) sealBlob(dep.proxy);
-      for (const h of r.history ?? []) sealBlob(h.proxy);
+      for (const dep of Object.values(r.deployments)) sealBlob(dep.proxy, { stored: true });
+      for (const h of r.history ?? []) sealBlob(h.proxy, { stored: true });
     }
   }
   return deepFreeze(data);

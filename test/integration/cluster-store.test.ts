@@ -1,0 +1,210 @@
+/**
+ * The PostgreSQL cluster store in-process, against the real database: migrations raced by several
+ * nodes, the row-version guard, blobs and the change log, and bounded failures when the database
+ * is away. (The node-process scenarios are in cluster-propagation/outage/failures.)
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { parseConfigText } from '../../src/config/load.js';
+import { PgStore, type PgStoreOptions } from '../../src/controlplane/store/pg/pg-store.js';
+import { seedStore } from '../../src/controlplane/store/to-state.js';
+import { StoreConflictError, StoreUnavailableError } from '../../src/controlplane/store/store.js';
+import { adminSql, dropSchema, PG_URL, postgresGate, uniqueSchema } from '../helpers/pg.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+
+const hasPostgres = await postgresGate('cluster-store.test.ts');
+
+const proxy = (name: string, ipList: string[]) => ({
+  name,
+  basePath: `/${name}`,
+  upstream: { url: 'http://127.0.0.1:1' },
+  environments: ['production'],
+  policies: [{ operationMetadata: { targetScope: 'ALL' as const, targetPipeline: 'REQUEST' as const }, policy: { type: 'policy-white-ip' as const, name: 'allow', ipList } }],
+});
+
+describe('cluster store configuration', () => {
+  it('IPGATE_STORE=postgres://... selects the cluster store, with its defaults', () => {
+    const c = parseConfigText('{}', 't.yaml', { IPGATE_STORE: 'postgresql://u:secret@db.internal:5433/gw' });
+    expect(c.store.file).toBeNull();
+    expect(c.store.postgres).toMatchObject({ url: 'postgresql://u:secret@db.internal:5433/gw', schema: 'ipgate', statusWaitMs: 5000, pollIntervalMs: 15000, snapshotCache: null });
+    const f = parseConfigText('store: { postgres: { url: "postgres://x/y" } }', 't.yaml', { IPGATE_STORE: '/var/lib/ipgate/store.json' });
+    expect(f.store).toEqual({ file: '/var/lib/ipgate/store.json', postgres: null });
+  });
+
+  it('names the key of a bad setting, and refuses two stores at once', () => {
+    expect(() => parseConfigText('store: { file: a.json, postgres: { url: "postgres://h/db" } }', 't.yaml')).toThrow(/store\.postgres: store\.file and store\.postgres are mutually exclusive/);
+    expect(() => parseConfigText('store: { postgres: { url: "mysql://h/db" } }', 't.yaml')).toThrow(/store\.postgres\.url: must be a postgres:\/\/ or postgresql:\/\/ URL/);
+    expect(() => parseConfigText('store: { postgres: { url: "postgres://h/db", schema: "Bad-Name" } }', 't.yaml')).toThrow(/store\.postgres\.schema:/);
+    expect(() => parseConfigText('{}', 't.yaml', { IPGATE_STORE: 'postgres://db:99999/gw' })).toThrow(/store\.postgres\.url: .*\[set by IPGATE_STORE\]/);
+  });
+});
+
+describe.runIf(hasPostgres)('cluster store against PostgreSQL', () => {
+  const sql = adminSql();
+  const schemas: string[] = [];
+  const stores: PgStore[] = [];
+
+  afterAll(async () => {
+    for (const s of stores) await s.close().catch(() => undefined);
+    for (const s of schemas) await dropSchema(sql, s).catch(() => undefined);
+    await sql.end({ timeout: 2 });
+  });
+
+  const open = async (schema: string, over: Partial<PgStoreOptions> = {}): Promise<PgStore> => {
+    const s = await PgStore.open({
+      url: PG_URL,
+      schema,
+      connectTimeoutMs: 1000,
+      writeTimeoutMs: 1500,
+      statusWaitMs: 200,
+      pollIntervalMs: 60_000,
+      heartbeatMs: 60_000,
+      snapshotCache: null,
+      poolSize: 3,
+      nodeId: `n-${stores.length}`,
+      environment: 'production',
+      role: 'tool',
+      seed: () => seedStore({ revision: 1, projects: [{ name: 'p', description: undefined, ipGroups: [], apiProxies: [proxy('a', ['10.0.0.0/8'])] }] }, 'production'),
+      ...over,
+    });
+    stores.push(s);
+    return s;
+  };
+  const fresh = (): string => {
+    const s = uniqueSchema('ipgate_store');
+    schemas.push(s);
+    return s;
+  };
+
+  it('several nodes starting at once on a new database: migrated once, seeded once, one epoch', async () => {
+    const schema = fresh();
+    const opened = await Promise.all([0, 1, 2, 3].map(() => open(schema)));
+    expect(new Set(opened.map((s) => s.data.epoch)).size).toBe(1);
+    expect(opened.map((s) => s.data.revision)).toEqual([1, 1, 1, 1]);
+    const m = await sql.unsafe(`select version from "${schema}".migrations`);
+    expect(m.map((r) => r.version)).toEqual([1]);
+    const head = await sql.unsafe(`select count(*)::int as n from "${schema}".head`);
+    expect(head[0]!.n).toBe(1);
+  });
+
+  it('refuses a schema migrated by a newer ipgate', async () => {
+    const schema = fresh();
+    await open(schema);
+    await sql.unsafe(`insert into "${schema}".migrations (version, name) values (999, 'from the future')`);
+    await expect(open(schema)).rejects.toThrow(/is at migration 999, newer than this ipgate knows/);
+  });
+
+  it('a row changed behind the head (a writer that skipped the protocol) fails the guarded UPDATE: nothing written', async () => {
+    const schema = fresh();
+    const s = await open(schema);
+    await sql.unsafe(`update "${schema}".resources set row_version = row_version + 1 where kind = 'proxy'`);
+    const err = await s
+      .update((d) => {
+        d.projects[0]!.proxies[0]!.draft.description = 'changed';
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreConflictError);
+    expect((err as Error).message).toMatch(/proxy \["p","a"\] was changed by another writer/);
+    const head = await sql.unsafe(`select revision from "${schema}".head`);
+    expect(Number(head[0]!.revision)).toBe(1);
+    expect(s.data.revision).toBe(1);
+  });
+
+  it('writes only what changed: deployed copies are shared blobs, the change log names each changed row', async () => {
+    const schema = fresh();
+    const s = await open(schema);
+    const big = Array.from({ length: 5000 }, (_, i) => `10.1.${i >> 8}.${i & 255}`);
+    // Deploy a large list, then make an unrelated change.
+    await s.update((d) => {
+      const r = d.projects[0]!.proxies[0]!;
+      r.draft.policies[0]!.policy.ipList = big;
+      r.version++;
+      r.deployments.production = { revision: d.revision + 1, deployedAt: 'now', deployedBy: 'test', proxy: structuredClone(r.draft) };
+    });
+    await s.update((d) => {
+      d.environments.push({ name: 'staging', createdAt: 'now' });
+    });
+    const rev = s.data.revision;
+    const log = await sql.unsafe(`select kind, key, op from "${schema}".change_log where revision = $1`, [rev]);
+    expect(log.map((r) => [r.kind, r.key, r.op])).toEqual([['environment', 'staging', 'insert']]);
+    // One blob per deployed copy still referenced: the large one (the seed's copy it replaced is gone).
+    const blobs = await sql.unsafe(`select hash from "${schema}".blobs`);
+    expect(blobs).toHaveLength(1);
+    // Another node reads the same state, deployed copy included.
+    const other = await open(schema);
+    expect(other.data.projects[0]!.proxies[0]!.deployments.production!.proxy.policies[0]!.policy.ipList).toHaveLength(5000);
+    expect(JSON.stringify(other.data)).toBe(JSON.stringify(s.data));
+    // Undeploying drops the blob nobody references any more.
+    await s.update((d) => {
+      delete d.projects[0]!.proxies[0]!.deployments.production;
+    });
+    expect(await sql.unsafe(`select hash from "${schema}".blobs`)).toHaveLength(0);
+  });
+
+  it('migration with the CLI: file store → PostgreSQL → file store, the same YAML all the way', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipgate-migrate-'));
+    const schema = fresh();
+    const project = {
+      name: 'shop',
+      description: 'migrated',
+      ipGroups: [{ name: 'offices', entries: [{ ip: '198.51.100.0/24', description: 'HQ' }, { ip: '203.0.113.9', action: 'deny' }] }],
+      apiProxies: [{ ...proxy('orders', ['10.0.0.0/8']), environments: ['production', 'staging'] }],
+    };
+    const write = (name: string, config: Record<string, unknown>): string => {
+      const f = join(dir, name);
+      writeFileSync(f, stringify(config));
+      return f;
+    };
+    const fileA = write('a.yaml', { store: { file: join(dir, 'a.json') }, projects: [project] });
+    const pg = write('pg.yaml', { store: { postgres: { url: PG_URL, schema } } });
+    const fileB = write('b.yaml', { store: { file: join(dir, 'b.json') } });
+    const cli = (...args: string[]) => {
+      const r = spawnSync(process.execPath, ['dist/cli.js', ...args], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout;
+    };
+    // Seed the file store from its config (as a first start does), then move it.
+    cli('import', '--config', fileA, '--file', write('seed.yaml', { environments: ['production', 'staging'], projects: [project] }));
+    cli('export', '--config', fileA, '--out', join(dir, 'from-file.yaml'));
+    expect(cli('import', '--config', pg, '--file', join(dir, 'from-file.yaml'))).toMatch(/into PostgreSQL schema/);
+    cli('export', '--config', pg, '--out', join(dir, 'from-pg.yaml'));
+    cli('import', '--config', fileB, '--file', join(dir, 'from-pg.yaml'));
+    cli('export', '--config', fileB, '--out', join(dir, 'back.yaml'));
+    const doc = (f: string): unknown => parse(readFileSync(join(dir, f), 'utf8'));
+    expect(doc('from-pg.yaml')).toEqual(doc('from-file.yaml'));
+    expect(doc('back.yaml')).toEqual(doc('from-file.yaml'));
+    expect(doc('from-pg.yaml')).toMatchObject({ environments: ['production', 'staging'], projects: [{ name: 'shop', ipGroups: [{ name: 'offices' }] }] });
+  });
+
+  it('PostgreSQL out of reach: writes fail with StoreUnavailableError within the write timeout; the state stays', async () => {
+    const schema = fresh();
+    const u = new URL(PG_URL);
+    const p = await TcpProxy.start(u.hostname, Number(u.port || 5432));
+    try {
+      u.hostname = '127.0.0.1';
+      u.port = String(p.port);
+      const s = await open(schema, { url: u.toString() });
+      for (const mode of ['pause', 'cut'] as const) {
+        if (mode === 'pause') p.pause();
+        else p.cut();
+        const err = await s.update((d) => d.environments.push({ name: `e-${mode}`, createdAt: 'now' })).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(StoreUnavailableError);
+        expect(s.data.revision).toBe(1);
+        if (mode === 'pause') p.resume();
+        else p.restore();
+      }
+      // Nothing written meanwhile, even by the write that was abandoned while paused.
+      await new Promise((r) => setTimeout(r, 300));
+      const head = await sql.unsafe(`select revision from "${schema}".head`);
+      expect(Number(head[0]!.revision)).toBe(1);
+      const ok = await s.update((d) => d.environments.push({ name: 'later', createdAt: 'now' }));
+      expect(ok.data.revision).toBe(2);
+    } finally {
+      await p.close();
+    }
+  });
+});
