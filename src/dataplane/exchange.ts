@@ -40,6 +40,8 @@ export class Exchange extends RequestContext implements Dispatcher.DispatchHandl
   /** The upstream request's controller, once undici has started it. */
   private controller: Dispatcher.DispatchController | null = null;
   private status = 0;
+  /** Armed while the upstream is paused for a client that is not reading (see onResponseData). */
+  private stallTimer: NodeJS.Timeout | null = null;
   /** When the upstream request was sent (performance.now()), for ipgate_upstream_duration_seconds. */
   private sentAt = 0;
 
@@ -134,6 +136,7 @@ export class Exchange extends RequestContext implements Dispatcher.DispatchHandl
     else if (this.hasBody()) body = req.headers['content-length'] === undefined ? Readable.from(limitStream(req, this.shared.limits.requestBodyBytes), { objectMode: false }) : req;
     // A client that goes away stops the upstream request (and frees its upstream connection).
     this.res.once('close', () => {
+      this.clearStall();
       if (!this.res.writableFinished) this.controller?.abort(new ClientGone());
     });
     this.sentAt = performance.now();
@@ -199,7 +202,25 @@ export class Exchange extends RequestContext implements Dispatcher.DispatchHandl
     if (!res.write(chunk)) {
       // Backpressure: stop reading the upstream until the client has taken what was written.
       controller.pause();
-      res.once('drain', () => controller.resume());
+      // undici's body timeout does not run while paused, so a client that never reads would hold
+      // this upstream request, and its pooled connection, for ever: a slow-read attack on the
+      // upstream pool. A client that takes nothing for bodyTimeoutMs is disconnected instead.
+      this.stallTimer ??= setTimeout(() => {
+        this.stallTimer = null;
+        res.destroy();
+        controller.abort(new ClientGone());
+      }, this.proxy.upstream.bodyTimeoutMs);
+      res.once('drain', () => {
+        this.clearStall();
+        controller.resume();
+      });
+    }
+  }
+
+  private clearStall(): void {
+    if (this.stallTimer !== null) {
+      clearTimeout(this.stallTimer);
+      this.stallTimer = null;
     }
   }
 

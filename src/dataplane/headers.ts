@@ -95,6 +95,8 @@ export function clientResponseHeaders(headers: IncomingHttpHeaders | Record<stri
   const out: Record<string, string | string[]> = {};
   for (const name in headers) {
     if (isHopByHop(name) || (named !== null && named.has(name))) continue;
+    // An upstream header named __proto__ would set the object's prototype instead of a field.
+    if (name === '__proto__') continue;
     const v = headers[name];
     if (v !== undefined) out[name] = v;
   }

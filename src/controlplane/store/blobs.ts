@@ -129,6 +129,7 @@ export class BlobDir {
     if (missing.length === 0) return;
     // A new directory's own entry must be durable before a store file that needs it is published.
     if ((await mkdir(this.dir, { recursive: true, mode: 0o700 })) !== undefined) await fsyncDir(dirname(this.dir));
+    const written: [string, object][] = [];
     for (const [hash, value] of missing) {
       const json = blobJson(value);
       const file = join(this.dir, `${hash}.json`);
@@ -146,10 +147,15 @@ export class BlobDir {
         await unlink(tmp).catch(() => undefined);
         throw err;
       }
+      written.push([hash, value]);
+    }
+    await fsyncDir(this.dir);
+    // Known durable only now: a failure above leaves them unmarked, so the next write writes and
+    // fsyncs them again before any store file may reference them.
+    for (const [hash, value] of written) {
       this.present.add(hash);
       pendingJson.delete(value);
     }
-    await fsyncDir(this.dir);
   }
 
   /** Removes blobs (and stray temp files) no longer referenced. Best effort: a leftover is harmless. */

@@ -73,8 +73,12 @@ export class FileStore implements Store {
   #tail: Promise<unknown> = Promise.resolve();
   #closed = false;
   #applied: (ApplyReport & { at: string }) | null = null;
+  readonly #readOnly: boolean;
+  /** A write whose rename succeeded but whose directory fsync failed: committed, durability unknown. */
+  #lastDirSyncError: string | null = null;
 
-  private constructor(file: string, data: StoreData, mode: number, blobs: BlobDir, nodeId: string) {
+  private constructor(file: string, data: StoreData, mode: number, blobs: BlobDir, nodeId: string, readOnly: boolean) {
+    this.#readOnly = readOnly;
     this.file = file;
     this.#data = data;
     this.#mode = mode;
@@ -86,28 +90,41 @@ export class FileStore implements Store {
     return `file:${this.file}`;
   }
 
-  /** Opens (does not create) the store. `null` when the file does not exist; throws StoreCorruptError when it cannot be trusted. */
-  static async open(file: string, opts?: { nodeId?: string }): Promise<FileStore | null> {
-    let handle: FileHandle;
-    try {
-      handle = await fsOpen(file, 'r');
-    } catch (err) {
-      if (errCode(err) === 'ENOENT') return null;
-      throw err; // EACCES, EIO...: not "absent" and not "corrupt"; the caller must see it.
-    }
-    let bytes: Buffer;
-    let mode: number;
-    try {
-      mode = (await handle.stat()).mode & 0o777;
-      bytes = await handle.readFile(); // EISDIR etc. propagate as they are
-    } finally {
-      await handle.close();
-    }
+  /**
+   * Opens (does not create) the store. `null` when the file does not exist; throws
+   * StoreCorruptError when it cannot be trusted. `readOnly`: see #openReadOnly.
+   */
+  static async open(file: string, opts?: { nodeId?: string; readOnly?: boolean }): Promise<FileStore | null> {
+    if (opts?.readOnly === true) return FileStore.#openReadOnly(file);
+    const read = await readStoreFile(file);
+    if (read === null) return null;
     const blobs = new BlobDir(file);
-    const data = await decodeStoreFile(file, bytes, blobs);
+    const data = await decodeStoreFile(file, read.bytes, blobs);
+    // Only the store's owner (the process holding its lock) cleans up after a crashed write.
     await removeStaleTemps(file);
     await blobs.collect(referencedBlobs(data));
-    return new FileStore(file, data, mode, blobs, opts?.nodeId ?? 'local');
+    return new FileStore(file, data, read.mode, blobs, opts?.nodeId ?? 'local', false);
+  }
+
+  /**
+   * A reader beside the owner (`ipgate export` while a gateway runs): removes nothing and refuses
+   * writes. The owner may replace the file and collect its old blobs between this reader's read of
+   * the file and of a blob; a blob missing for that reason is retried on the newer file.
+   */
+  static async #openReadOnly(file: string): Promise<FileStore | null> {
+    for (let attempt = 1; ; attempt++) {
+      const read = await readStoreFile(file);
+      if (read === null) return null;
+      const blobs = new BlobDir(file);
+      try {
+        const data = await decodeStoreFile(file, read.bytes, blobs);
+        return new FileStore(file, data, read.mode, blobs, 'reader', true);
+      } catch (err) {
+        const again = await readStoreFile(file);
+        const changed = again !== null && !again.bytes.equals(read.bytes);
+        if (!(err instanceof StoreCorruptError) || !changed || attempt >= 5) throw err;
+      }
+    }
   }
 
   /** Creates a new store file holding `initial` (its revision kept as given). Fails if the file exists. */
@@ -117,7 +134,7 @@ export class FileStore implements Store {
     await removeStaleTemps(file);
     await blobs.writeAll(referenced);
     await writeDurably(file, encodeStoreFile(json), NEW_FILE_MODE, { exclusive: true });
-    return new FileStore(file, committed, NEW_FILE_MODE, blobs, opts?.nodeId ?? 'local');
+    return new FileStore(file, committed, NEW_FILE_MODE, blobs, opts?.nodeId ?? 'local', false);
   }
 
   /** The last committed state. Deep-frozen: it is exactly what the file holds. */
@@ -199,7 +216,10 @@ export class FileStore implements Store {
   }
 
   health(): StoreHealth {
-    return { writable: !this.#closed, detail: { kind: 'file', file: this.file, revision: this.#data.revision } };
+    return {
+      writable: !this.#closed && !this.#readOnly,
+      detail: { kind: 'file', file: this.file, revision: this.#data.revision, ...(this.#lastDirSyncError === null ? {} : { lastDirectorySyncError: this.#lastDirSyncError }) },
+    };
   }
 
   /** Refuses new writes and waits for those already queued (including one in flight). */
@@ -210,6 +230,7 @@ export class FileStore implements Store {
 
   #enqueue<R>(job: () => Promise<R>): Promise<R> {
     if (this.#closed) return Promise.reject(new Error(`store ${this.file} is closed`));
+    if (this.#readOnly) return Promise.reject(new Error(`store ${this.file} is open read-only`));
     if (inWrite.getStore()?.running === true) {
       return Promise.reject(new Error('FileStore update/replace called from inside an update function (it would wait for itself)'));
     }
@@ -223,17 +244,43 @@ export class FileStore implements Store {
     check?.(next);
     const { json, committed, referenced } = prepare(next, revision);
     await this.#blobs.writeAll(referenced);
-    await writeDurably(this.file, encodeStoreFile(json), this.#mode, {
-      // The rename has happened: the file now holds `committed`, so memory must follow even though
-      // the directory entry may not be durable yet (otherwise the next write would reuse this
-      // revision number for different content). The caller still gets the error.
-      afterRename: () => {
-        this.#data = committed;
-      },
-    });
+    let renamed = false;
+    try {
+      await writeDurably(this.file, encodeStoreFile(json), this.#mode, {
+        afterRename: () => {
+          renamed = true;
+          this.#data = committed;
+        },
+      });
+      this.#lastDirSyncError = null;
+    } catch (err) {
+      if (!renamed) throw err;
+      // The rename happened: the file holds `committed` (its bytes were fsynced); only the
+      // directory entry's durability is unknown. The write stands, so the caller enforces it, and
+      // the error is kept for health() rather than failing a write that cannot be undone.
+      this.#lastDirSyncError = (err as Error).message;
+    }
     this.#data = committed;
     await this.#blobs.collect(new Set(referenced.keys()));
     return committed;
+  }
+}
+
+/** The store file's bytes and mode; null when it does not exist. */
+async function readStoreFile(file: string): Promise<{ bytes: Buffer; mode: number } | null> {
+  let handle: FileHandle;
+  try {
+    handle = await fsOpen(file, 'r');
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return null;
+    throw err; // EACCES, EIO...: not "absent" and not "corrupt"; the caller must see it.
+  }
+  try {
+    const mode = (await handle.stat()).mode & 0o777;
+    const bytes = await handle.readFile(); // EISDIR etc. propagate as they are
+    return { bytes, mode };
+  } finally {
+    await handle.close();
   }
 }
 

@@ -87,6 +87,21 @@ create table @s.nodes (
 create index on @s.nodes (environment);
 `,
   },
+  {
+    version: 2,
+    name: 'write ids',
+    sql: `
+-- A random id per write, kept per revision. Revision numbers can repeat with other content after
+-- a restore to an earlier point followed by new writes; a node compares the id of the revision it
+-- holds with the database's before it trusts an incremental read.
+alter table @s.head add column write_id uuid not null default gen_random_uuid();
+create table @s.revisions (
+  revision bigint primary key,
+  write_id uuid not null
+);
+insert into @s.revisions (revision, write_id) select revision, write_id from @s.head;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

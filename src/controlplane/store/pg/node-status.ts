@@ -52,16 +52,16 @@ export async function writeStatus(q: Q, s: string, r: StatusRecord): Promise<voi
  * node's own listener must hear (or it is dead), and the head, so a missed notification is noticed
  * within a heartbeat.
  */
-export async function heartbeat(q: Q, s: string, r: StatusRecord | null, channel: string, payload: string): Promise<{ epoch: string; revision: number } | null> {
+export async function heartbeat(q: Q, s: string, r: StatusRecord | null, channel: string, payload: string): Promise<{ epoch: string; revision: number; writeId: string } | null> {
   const rows =
     r === null
-      ? await q.unsafe(`select pg_notify($1, $2) as n, h.revision, h.epoch::text as epoch from (select 1) x left join ${s}.head h on true`, [channel, payload])
+      ? await q.unsafe(`select pg_notify($1, $2) as n, h.revision, h.epoch::text as epoch, h.write_id::text as write_id from (select 1) x left join ${s}.head h on true`, [channel, payload])
       : await q.unsafe(
-          `with up as (${UPSERT(s)} returning 1) select (select count(*) from up) as c, pg_notify($9, $10) as n, h.revision, h.epoch::text as epoch from (select 1) x left join ${s}.head h on true`,
+          `with up as (${UPSERT(s)} returning 1) select (select count(*) from up) as c, pg_notify($9, $10) as n, h.revision, h.epoch::text as epoch, h.write_id::text as write_id from (select 1) x left join ${s}.head h on true`,
           [...upsertParams(r), channel, payload],
         );
   const h = rows[0];
-  return h === undefined || h.revision === null ? null : { epoch: String(h.epoch), revision: Number(h.revision) };
+  return h === undefined || h.revision === null ? null : { epoch: String(h.epoch), revision: Number(h.revision), writeId: String(h.write_id) };
 }
 
 export async function readNodes(q: Q, s: string, environments?: readonly string[]): Promise<NodeRow[]> {

@@ -35,7 +35,8 @@ export async function readConfiguredStore(config: StoreConfig): Promise<{ data: 
     }
   }
   if (config.store.file === null) throw new Error('no store is configured: set store.file or store.postgres in the config, or IPGATE_STORE');
-  const store = await FileStore.open(config.store.file);
+  // Read-only: a running gateway owns the file; a reader must not clean up after it.
+  const store = await FileStore.open(config.store.file, { readOnly: true });
   if (store === null) throw new Error(`store ${config.store.file} does not exist`);
   return { data: store.data, description: config.store.file };
 }

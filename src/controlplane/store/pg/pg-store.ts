@@ -236,6 +236,7 @@ export class PgStore implements Store {
       const problem = checkState(first);
       if (problem !== null) throw new TypeError(`refusing to seed the store: ${problem}`);
       await tx.unsafe(`insert into ${this.#s}.head (revision, epoch, format) values ($1, $2::uuid, $3)`, [first.revision, first.epoch, STORE_FORMAT]);
+      await tx.unsafe(`insert into ${this.#s}.revisions (revision, write_id) select revision, write_id from ${this.#s}.head`);
       const enc = encode(first);
       await this.#persist(tx, null, enc, diff(new Map(), enc), first, first.revision);
       this.#log.info({ event: 'store_seeded', schema: this.#opts.schema, revision: first.revision, epoch: first.epoch }, 'new cluster store seeded');
@@ -248,13 +249,13 @@ export class PgStore implements Store {
    * Head and rows in one REPEATABLE READ snapshot; null when this node already holds the head's
    * revision. `full`: read every row, not only those that differ from `have`.
    */
-  async #readLatest(have: StateCache | null, full = false): Promise<StateCache | null> {
+  async #readLatest(have: StateCache | null, full = false): Promise<(StateCache & { full: boolean }) | null> {
     return (await this.#sql.begin('isolation level repeatable read read only', async (tx) => {
       const head = await readHead(tx, this.#s);
       if (head === null) throw new Error(`store schema ${this.#opts.schema} holds no state (no head row)`);
-      if (have !== null && have.head.epoch === head.epoch && have.head.revision === head.revision) return null;
+      if (have !== null && have.head.epoch === head.epoch && have.head.revision === head.revision && have.head.writeId === head.writeId) return null;
       return readState(tx, this.#s, head, full ? null : have);
-    })) as StateCache | null;
+    })) as (StateCache & { full: boolean }) | null;
   }
 
   /** Makes `next` this node's state; `remote`: tell the listeners (a change made elsewhere). */
@@ -308,12 +309,19 @@ export class PgStore implements Store {
     this.#markUp();
     this.#confirmedAt = Date.now();
     if (read === null) return;
-    const full = this.#distrust || needsFullReload(have, { ...read.head, format: STORE_FORMAT });
+    const full = this.#distrust || read.full;
     this.#distrust = false;
     const before = this.#data;
     if (full && have !== null) {
       this.#log.warn(
-        { event: 'store_full_reload', reason: have.head.epoch !== read.head.epoch ? 'epoch changed' : read.head.revision < have.head.revision ? 'revision went back' : 'after a failed apply', from: { epoch: have.head.epoch, revision: have.head.revision }, to: read.head },
+        { event: 'store_full_reload', reason:
+            have.head.epoch !== read.head.epoch
+              ? 'epoch changed'
+              : read.head.revision < have.head.revision
+                ? 'revision went back'
+                : this.#distrust
+                  ? 'after a failed apply'
+                  : 'history rewritten (restored to an earlier point, then written again)', from: { epoch: have.head.epoch, revision: have.head.revision }, to: read.head },
         'store replaced or restored: reloaded everything',
       );
     }
@@ -374,12 +382,21 @@ export class PgStore implements Store {
       // A connection that came only after the deadline must not even take the head lock.
       if (state.abandoned) throw new DeadlineError('abandoned');
       await tx.unsafe(`set local lock_timeout = ${ms}; set local statement_timeout = ${ms}; set local idle_in_transaction_session_timeout = ${ms + 1000}`);
-      const [h] = await tx.unsafe(`update ${this.#s}.head set revision = revision + 1, updated_at = now() returning revision, epoch::text as epoch`);
+      const [h] = await tx.unsafe(
+        `update ${this.#s}.head set revision = revision + 1, write_id = gen_random_uuid(), updated_at = now() returning revision, epoch::text as epoch, write_id::text as write_id`,
+      );
       if (h === undefined) throw new Error(`store schema ${this.#opts.schema} holds no state (no head row)`);
       const revision = Number(h.revision);
-      const headBefore: Head = { epoch: String(h.epoch), revision: revision - 1, format: STORE_FORMAT };
+      const writeId = String(h.write_id);
+      // The previous revision's write id: equal to this node's only if its state is that revision.
+      const [prev] = await tx.unsafe(
+        `insert into ${this.#s}.revisions (revision, write_id) values ($1, $2::uuid) on conflict (revision) do update set write_id = excluded.write_id
+         returning (select write_id::text from ${this.#s}.revisions where revision = $1 - 1) as prev`,
+        [revision, writeId],
+      );
+      const headBefore: Head = { epoch: String(h.epoch), revision: revision - 1, format: STORE_FORMAT, writeId: String(prev?.prev ?? '') };
       let base = this.#cache;
-      if (base === null || base.head.epoch !== headBefore.epoch || base.head.revision !== headBefore.revision) {
+      if (base === null || base.head.epoch !== headBefore.epoch || base.head.revision !== headBefore.revision || base.head.writeId !== headBefore.writeId) {
         // Another node wrote since this node last read: the draft must start from the truth.
         base = await readState(tx, this.#s, headBefore, base);
         newer = base;
@@ -397,7 +414,7 @@ export class PgStore implements Store {
       await tx.unsafe('select pg_notify($1, $2)', [this.#channel, String(revision)]);
       if (state.abandoned) throw new DeadlineError('abandoned');
       state.committing = true;
-      return { base, next, enc, d, result, revision };
+      return { base, next, enc, d, result, revision, writeId };
     });
     let out: Awaited<typeof work>;
     try {
@@ -427,7 +444,7 @@ export class PgStore implements Store {
       if (n !== null && !state.committing) this.#adopt(n, true);
       throw err;
     }
-    const committed = afterCommit(out.base, out.enc, out.d, out.next, out.revision);
+    const committed = afterCommit(out.base, out.enc, out.d, out.next, out.revision, out.writeId);
     this.#adopt(committed, false);
     return { data: committed.data, result: out.result };
   }
@@ -666,7 +683,7 @@ export class PgStore implements Store {
       this.#markUp();
       this.#listener?.sent(seq);
       const have = this.#cache;
-      if (head !== null && have !== null && head.epoch === have.head.epoch && head.revision === have.head.revision) this.#confirmedAt = Date.now();
+      if (head !== null && have !== null && head.epoch === have.head.epoch && head.revision === have.head.revision && head.writeId === have.head.writeId) this.#confirmedAt = Date.now();
       else this.requestSync('heartbeat');
     } catch (err) {
       this.#markDown(err);
@@ -719,7 +736,7 @@ export class PgStore implements Store {
 }
 
 /** This node's rows after its own write committed: unchanged rows kept, written ones at `revision`. */
-function afterCommit(base: StateCache, enc: Encoded, d: Diff, next: StoreData, revision: number): StateCache {
+function afterCommit(base: StateCache, enc: Encoded, d: Diff, next: StoreData, revision: number, writeId: string): StateCache {
   const rows = new Map<string, CachedRow>();
   for (const [id, r] of enc.rows) {
     const b = base.rows.get(id);
@@ -730,6 +747,6 @@ function afterCommit(base: StateCache, enc: Encoded, d: Diff, next: StoreData, r
   const audit = new Map<number, { revision: number; record: AuditRecord }>();
   for (const a of next.audit) audit.set(a.id, base.audit.get(a.id) ?? { revision, record: a });
   const data = deepFreeze(next);
-  return { head: { epoch: next.epoch, revision }, rows, audit, blobs: enc.blobs, data };
+  return { head: { epoch: next.epoch, revision, writeId }, rows, audit, blobs: enc.blobs, data };
 }
 

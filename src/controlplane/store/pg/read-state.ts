@@ -16,11 +16,13 @@ export interface Head {
   readonly epoch: string;
   readonly revision: number;
   readonly format: number;
+  /** The random id of the write that made `revision` (a restore cannot make it repeat). */
+  readonly writeId: string;
 }
 
 /** Everything a node knows of one revision of the store. Immutable once built. */
 export interface StateCache {
-  readonly head: { readonly epoch: string; readonly revision: number };
+  readonly head: { readonly epoch: string; readonly revision: number; readonly writeId: string };
   readonly rows: ReadonlyMap<string, CachedRow>;
   /** Audit record id → the revision that wrote it, and the record. */
   readonly audit: ReadonlyMap<number, { readonly revision: number; readonly record: AuditRecord }>;
@@ -32,10 +34,19 @@ export interface StateCache {
 export type Q = Sql | TransactionSql;
 
 export async function readHead(q: Q, s: string): Promise<Head | null> {
-  const rows = await q.unsafe(`select revision, epoch::text as epoch, format from ${s}.head`);
+  const rows = await q.unsafe(`select revision, epoch::text as epoch, format, write_id::text as write_id from ${s}.head`);
   const r = rows[0];
   if (r === undefined) return null;
-  return { revision: Number(r.revision), epoch: String(r.epoch), format: Number(r.format) };
+  return { revision: Number(r.revision), epoch: String(r.epoch), format: Number(r.format), writeId: String(r.write_id) };
+}
+
+/**
+ * Is the revision `have` holds still the database's revision of that number? Not after a restore
+ * to an earlier point followed by new writes: the numbers repeat, the write ids do not.
+ */
+export async function sameHistory(q: Q, s: string, have: StateCache): Promise<boolean> {
+  const [r] = await q.unsafe(`select write_id::text as write_id from ${s}.revisions where revision = $1`, [have.head.revision]);
+  return r !== undefined && String(r.write_id) === have.head.writeId;
 }
 
 /** Must a node holding `have` reload everything to reach `head`? (Another store, or one restored to an earlier point.) */
@@ -47,8 +58,8 @@ export function needsFullReload(have: StateCache | null, head: Head): boolean {
  * The state at `head`, reusing what `have` already holds when that is safe. Throws on anything it
  * cannot trust (a missing or corrupt blob, a row without its project): the caller keeps its state.
  */
-export async function readState(q: Q, s: string, head: Head, have: StateCache | null): Promise<StateCache> {
-  const base = needsFullReload(have, head) ? null : have;
+export async function readState(q: Q, s: string, head: Head, have: StateCache | null): Promise<StateCache & { full: boolean }> {
+  const base = needsFullReload(have, head) || !(await sameHistory(q, s, have!)) ? null : have;
   const keep = new Map<string, CachedRow>();
   let fetched: { kind: Kind; key: string; pos: number; version: number; rev: number; rowVersion: number; doc: string }[];
   if (base === null) {
@@ -139,7 +150,7 @@ export async function readState(q: Q, s: string, head: Head, have: StateCache | 
   }
 
   const data = deepFreeze(assemble(head, rows.values(), [...audit.values()].map((a) => a.record)));
-  return { head: { epoch: head.epoch, revision: head.revision }, rows, audit, blobs, data };
+  return { head: { epoch: head.epoch, revision: head.revision, writeId: head.writeId }, rows, audit, blobs, data, full: base === null };
 }
 
 /** The blobs a decoded proxy record holds (its deployed copies are sealed blob objects). */
