@@ -28,6 +28,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { mulberry32 } from '../macro/lists.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = process.env.IPGATE_DIST ?? path.join(here, '../../dist/policy');
@@ -138,16 +139,6 @@ async function row(family, size) {
   const ipaddr = (await import('ipaddr.js')).default;
   const os = await import('node:os');
 
-  function mulberry32(seed) {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
   const rnd = mulberry32(SEED * 1000 + family * 100 + Math.round(Math.log10(size + 1) * 10));
   const u32 = () => Math.floor(rnd() * 4294967296) >>> 0;
   const maskWord = (w, len, i) => {

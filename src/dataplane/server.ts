@@ -5,6 +5,7 @@
  * assignment by install(); every request reads it once at its start. The data plane never imports
  * the control plane: it receives compiled snapshots and nothing else.
  */
+import { listenOn } from '../listen.js';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -145,15 +146,8 @@ export class DataPlane implements DataPlaneShared {
     return this.active?.snapshot ?? null;
   }
 
-  async listen(host: string, port: number): Promise<AddressInfo> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    return this.server.address() as AddressInfo;
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return listenOn(this.server, host, port);
   }
 
   /**

@@ -2,6 +2,7 @@
  * The demo upstream that `npm start` runs next to the gateway: it answers every request with a
  * JSON description of what it received, so a newcomer can see exactly what the gateway forwarded.
  */
+import { listenOn } from '../listen.js';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -26,9 +27,5 @@ export async function startEchoBackend(host: string, port: number): Promise<{ se
       res.end(body);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  return { server, address: server.address() as AddressInfo };
+  return { server, address: await listenOn(server, host, port) };
 }
