@@ -102,7 +102,7 @@ export function explain(proxy: CompiledProxy, trust: TrustFn, b: ExplainRequest,
       if (entry === null && ip.family !== 0) {
         const leaf = p.trie.lookup(ip.family, ip.words);
         const allow = p.trie.allowEntry[leaf]!;
-        if (allow !== NO_ENTRY) entry = p.entryText[allow]!;
+        if (allow !== NO_ENTRY) entry = p.entryText.at(allow)!;
       }
       evaluated.push({
         pipeline,

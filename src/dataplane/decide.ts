@@ -64,10 +64,10 @@ export function checkPolicy(p: CompiledPolicy, ctx: PolicyContext): Rejection | 
     const deny = trie.denyEntry[leaf]!;
     const allow = trie.allowEntry[leaf]!;
     if (p.kind === PolicyKind.Allow) {
-      if (deny !== NO_ENTRY) r = reject(p, 'IP_NOT_ALLOWED', ip, p.entryText[deny]!);
+      if (deny !== NO_ENTRY) r = reject(p, 'IP_NOT_ALLOWED', ip, p.entryText.at(deny)!);
       else if (allow === NO_ENTRY) r = reject(p, 'IP_NOT_ALLOWED', ip, null);
     } else if (deny !== NO_ENTRY && allow === NO_ENTRY) {
-      r = reject(p, 'IP_BLOCKED', ip, p.entryText[deny]!);
+      r = reject(p, 'IP_BLOCKED', ip, p.entryText.at(deny)!);
     }
   }
   if (r === null) {

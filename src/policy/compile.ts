@@ -78,6 +78,7 @@ function compileSource(tv: TargetVariableForIP | null | undefined, opts: Compile
         name: '',
         bodyPath: [],
         script: compileScriptSource(tv.script ?? '', opts.scriptTimeoutMs),
+        scriptSource: tv.script ?? '',
         trustUntrustedPeers: trust,
         label: 'script',
       };

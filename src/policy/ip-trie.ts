@@ -102,8 +102,13 @@ export class IpTrie {
   private readonly below6: number;
   private readonly above6: number;
 
+  /** What toWire() sends: the same arrays, so a copy never outlives its compile. */
+  private readonly parts: { readonly v4: FamilyTrie; readonly v6: FamilyTrie; readonly prefixes: number };
+  private wired: IpTrieWire | null = null;
+
   /** @internal Use IpTrieBuilder. */
   constructor(v4: FamilyTrie, v6: FamilyTrie, allowEntry: Int32Array, denyEntry: Int32Array, prefixes: number) {
+    this.parts = { v4, v6, prefixes };
     this.dir4 = v4.dir;
     this.mem4 = v4.mem;
     this.d4 = v4.d;
@@ -200,6 +205,40 @@ export class IpTrie {
   lookup(family: 4 | 6, words: Uint32Array): number {
     return family === 4 ? this.lookup4(words[0]!) : this.lookup6(words);
   }
+
+  /**
+   * This trie as plain data for postMessage (the control-plane thread hands compiled snapshots to
+   * the traffic thread). The arrays are moved into SharedArrayBuffers once, so sending is free and
+   * the receiver reads the very same memory: nobody writes to a trie after build().
+   */
+  toWire(): IpTrieWire {
+    if (this.wired !== null) return this.wired;
+    const { v4, v6, prefixes } = this.parts;
+    const fam = (f: FamilyTrie): FamilyTrie => ({ ...f, dir: shared(f.dir), mem: shared(f.mem) });
+    this.wired = { v4: fam(v4), v6: fam(v6), allowEntry: shared(this.allowEntry), denyEntry: shared(this.denyEntry), prefixes };
+    return this.wired;
+  }
+
+  /** The trie toWire() described; costs no copy when the arrays are shared. */
+  static fromWire(w: IpTrieWire): IpTrie {
+    return new IpTrie(w.v4, w.v6, w.allowEntry, w.denyEntry, w.prefixes);
+  }
+}
+
+/** A compiled trie as structured-clonable data (see IpTrie.toWire). */
+export interface IpTrieWire {
+  readonly v4: FamilyTrie;
+  readonly v6: FamilyTrie;
+  readonly allowEntry: Int32Array;
+  readonly denyEntry: Int32Array;
+  readonly prefixes: number;
+}
+
+function shared(a: Int32Array): Int32Array {
+  if (a.buffer instanceof SharedArrayBuffer) return a;
+  const out = new Int32Array(new SharedArrayBuffer(a.byteLength));
+  out.set(a);
+  return out;
 }
 
 /** @internal The compiled arrays of one family. */

@@ -24,6 +24,12 @@ export enum IpSourceKind {
 /** Runs a compiled SCRIPT source; returns the address text or undefined. Throws on error/timeout. */
 export type ScriptRunner = (input: { headers: Record<string, string | string[] | undefined>; query: Record<string, string | string[]>; remoteAddress: string }) => unknown;
 
+/** Read-only entry texts by id: only length and at() are used, so one string plus offsets can serve. */
+export interface EntryTexts {
+  readonly length: number;
+  at(index: number): string | undefined;
+}
+
 export interface CompiledIpSource {
   readonly kind: IpSourceKind;
   /** Lower-cased header name (Header), parameter name (Parameter), or '' otherwise. */
@@ -31,6 +37,8 @@ export interface CompiledIpSource {
   /** Body path segments (Body), else empty. */
   readonly bodyPath: readonly string[];
   readonly script: ScriptRunner | null;
+  /** The SCRIPT expression `script` was compiled from (so another thread can compile it again). */
+  readonly scriptSource?: string | undefined;
   /** Believe a Header/Parameter/Body/Script value even from an untrusted socket peer. */
   readonly trustUntrustedPeers: boolean;
   /** Label used in logs and explain output: socket, xff, header, parameter, body, context, script. */
@@ -62,8 +70,8 @@ export interface CompiledPolicy {
   /** false = dry run: decide, log, count, but never block. */
   readonly enforce: boolean;
   readonly trie: IpTrie;
-  /** Entry text by entry id, for logs and explain. */
-  readonly entryText: readonly string[];
+  /** Entry text by entry id, for logs and explain. A string[] fits; the traffic thread gets EntryTexts (wire.ts). */
+  readonly entryText: EntryTexts;
   readonly source: CompiledIpSource;
   /** null for targetScope ALL. */
   readonly endpoint: EndpointPattern | null;
