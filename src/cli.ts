@@ -15,7 +15,8 @@ import type { StoreData } from './controlplane/store/state.js';
 import { acquireStoreLock, lockHolder, releaseStoreLock } from './controlplane/store/lock.js';
 import { exportSchema, exportState, importState, type ExportDoc } from './controlplane/store/portable.js';
 import { stateForEnvironment } from './controlplane/store/to-state.js';
-import { compileConfig, configToState, Gateway } from './main.js';
+import { compileConfig, configToState } from './main.js';
+import { launchGateway } from './launch.js';
 import { explain, explainSchema } from './controlplane/explain.js';
 import { exitOnFatalErrors, exitOnSignals, logShutdownFailure } from './lifecycle/process.js';
 import proxyaddr from 'proxy-addr';
@@ -104,8 +105,9 @@ async function cmdStart(args: string[]): Promise<void> {
     const { address } = await startEchoBackend(l.host, l.port);
     process.stderr.write(`demo echo backend listening on ${address.address}:${address.port}\n`);
   }
-  const gw = await Gateway.start({ config });
   const exit = (code: number) => process.exit(code);
+  // The control-plane thread dying is a crash like any other: it is logged; exit for a restart.
+  const gw = await launchGateway({ config, onControlPlaneExit: () => exit(1) });
   exitOnFatalErrors(gw.log, exit);
   exitOnSignals(
     async (signal) => {

@@ -3,10 +3,9 @@
  * their lifecycle. Nothing else creates loggers, metrics, listeners or pools.
  */
 import type { AddressInfo } from 'node:net';
-import proxyaddr from 'proxy-addr';
 import { parseListen, type GatewayConfig } from './config/schema.js';
-import { DataPlane } from './dataplane/server.js';
-import { memoTrust } from './dataplane/client-ip.js';
+import type { DataPlane } from './dataplane/server.js';
+import { dataPlaneFor } from './dataplane/from-config.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { Metrics } from './observability/metrics.js';
 import { readiness } from './observability/readiness.js';
@@ -38,6 +37,9 @@ import { systemClock, type Clock } from './clock.js';
 import { stateHash } from './policy/state-hash.js';
 import { ClusterRegistry } from './cluster/metrics.js';
 import { WorkerPool, workerCount } from './cluster/pool.js';
+import type { TrafficPlane } from './cluster/traffic-plane.js';
+import type { ThreadLink } from './threaded/link.js';
+import { recordInstall } from './observability/reload-events.js';
 
 export interface GatewayOptions {
   readonly config: GatewayConfig;
@@ -49,6 +51,11 @@ export interface GatewayOptions {
   readonly processMetrics?: boolean | undefined;
   /** Set in a worker process (src/cluster/worker.ts): every log line then carries `worker: id`. */
   readonly workerId?: number | undefined;
+  /**
+   * Set in the control-plane thread (src/threaded/control-entry.ts): traffic is served by the
+   * process's main thread, which this gateway sends every snapshot it enforces.
+   */
+  readonly link?: ThreadLink | undefined;
 }
 
 /** The YAML projects as a policy state. Group ids default to their names. */
@@ -89,8 +96,11 @@ export class Gateway {
   private appliedData: Readonly<StoreData> | null = null;
   private lockedStore: string | null = null;
   private admin: AdminServer | null = null;
-  /** With `workers`, the worker processes that serve traffic; this process then only feeds them. */
-  private workers: WorkerPool | null = null;
+  /**
+   * With `workers`, the worker processes that serve traffic; in the control-plane thread, the
+   * process's main thread. This gateway then only feeds them.
+   */
+  private workers: TrafficPlane | null = null;
 
   private constructor(
     readonly config: GatewayConfig,
@@ -99,15 +109,7 @@ export class Gateway {
     const log = createLogger({ level: config.log.level, stream: opts.logStream });
     this.log = opts.workerId === undefined ? log : log.child({ worker: opts.workerId });
     this.metrics = new Metrics({ processMetrics: opts.processMetrics ?? true });
-    this.dataPlane = new DataPlane({
-      trust: memoTrust(proxyaddr.compile(config.trustedProxies)),
-      limits: config.limits,
-      log: this.log,
-      metrics: this.metrics,
-      accessLog: config.log,
-      tls: config.tls,
-      proxyProtocol: config.proxyProtocol,
-    });
+    this.dataPlane = dataPlaneFor(config, this.log, this.metrics);
     this.state = configToState(config);
     this.clock = opts.clock ?? systemClock;
   }
@@ -156,13 +158,17 @@ export class Gateway {
         throw new Error('policy compile failed:\n' + r.issues.map((i) => `  ${i.path}: ${i.message}`).join('\n'));
       }
       const { host, port } = parseListen(config.listen)!;
-      if (config.workers === null) {
+      if (opts.link !== undefined) {
+        // Control-plane thread: the main thread enforces the snapshot, then opens the listener.
+        gw.workers = opts.link;
+        gw.trafficAddr = await opts.link.start(r.snapshot, gw.state);
+      } else if (config.workers === null) {
         gw.trafficAddr = await gw.dataPlane.listen(host, port);
       } else {
         // Primary of a cluster: the workers listen on the traffic port (node:cluster shares it).
         // This process keeps the store, the admin API, and the snapshot it validates and explains with.
         gw.workers = new WorkerPool({ size: workerCount(config.workers), config, log: gw.log, onChange: () => void gw.reportApplied() });
-        gw.trafficAddr = await gw.workers.start(gw.state);
+        gw.trafficAddr = await gw.workers.start(r.snapshot, gw.state);
       }
       await gw.reportApplied();
       await gw.startAdmin();
@@ -173,7 +179,7 @@ export class Gateway {
           admin: gw.adminAddr === null ? null : `${gw.adminAddr.address}:${gw.adminAddr.port}`,
           environment: config.environment,
           store: gw.store?.description ?? null,
-          workers: gw.workers?.liveCount ?? null,
+          workers: gw.workers instanceof WorkerPool ? gw.workers.liveCount : null,
           revision: gw.state.revision,
           stats: r.snapshot.stats,
         },
@@ -259,6 +265,7 @@ export class Gateway {
     const r = compileConfig(this.config, state, this.now());
     if (!r.ok) {
       this.metrics.reloadFailed();
+      this.opts.link?.reloadFailed();
       this.log.error({ event: 'compile_failed', revision: state.revision, issues: r.issues }, 'policy compile failed; keeping the last good snapshot');
       return r;
     }
@@ -272,13 +279,8 @@ export class Gateway {
     this.dataPlane.install(snapshot);
     this.state = state;
     this.scheduleExpiry(snapshot.nextExpiry);
-    // A reload's duration: the compile (measured by the compiler) plus binding and swapping it in.
-    const durationMs = snapshot.stats.compileMs + (performance.now() - installStart);
-    this.metrics.snapshotInstalled(snapshot, durationMs / 1000);
-    this.log.info(
-      { event: 'snapshot_installed', revision: state.revision, durationMs: Math.round(durationMs * 1000) / 1000, entries: snapshot.stats.entries, stats: snapshot.stats },
-      'policy snapshot installed',
-    );
+    // In the control-plane thread, the traffic thread records the install that serves traffic.
+    if (this.opts.link === undefined) recordInstall(this.log, this.metrics, snapshot, installStart);
   }
 
   /**
@@ -299,7 +301,7 @@ export class Gateway {
     this.install(snapshot, state);
     if (this.workers !== null) {
       // Each worker compiles and swaps it in itself; success only once every one enforces it.
-      const outcome = await this.workers.enforce(state);
+      const outcome = await this.workers.enforce(snapshot, state);
       await this.reportApplied(outcome.failed);
       return { success: outcome.success, message: outcome.message };
     }
@@ -324,7 +326,7 @@ export class Gateway {
       return;
     }
     if (this.workers !== null) {
-      const outcome = await this.workers.enforce(state);
+      const outcome = await this.workers.enforce(r.snapshot, state);
       await this.reportApplied(outcome.failed);
       return;
     }
@@ -353,7 +355,12 @@ export class Gateway {
     if (!Number.isFinite(at)) return;
     this.expiryTimer = this.clock.at(at, () => {
       this.expiryTimer = null;
-      this.apply(this.state);
+      const state = this.state;
+      const r = this.apply(state);
+      const workers = this.workers;
+      if (r.ok && workers !== null && !workers.expiresItself) {
+        void workers.enforce(r.snapshot, state).then((o) => this.reportApplied(o.failed));
+      }
     });
   }
 
@@ -376,7 +383,8 @@ export class Gateway {
     }
     if (this.store !== null) await this.store.close();
     if (this.lockedStore !== null) releaseStoreLock(this.lockedStore);
-    this.log.info({ event: 'stopped', drained: traffic === null || !traffic.timedOut }, 'ipgate stopped');
+    // In the control-plane thread, the traffic thread says when the process has stopped.
+    if (this.opts.link === undefined) this.log.info({ event: 'stopped', drained: traffic === null || !traffic.timedOut }, 'ipgate stopped');
     this.log.flush();
   }
 }

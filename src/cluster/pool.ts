@@ -17,6 +17,10 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { PolicyState } from '../policy/model.js';
 import { isFromWorker, type Applied, type FromWorker, type ToWorker } from './protocol.js';
+import type { PoolOutcome, TrafficPlane } from './traffic-plane.js';
+import type { Snapshot } from '../policy/snapshot.js';
+
+export type { PoolOutcome };
 
 /**
  * How long every worker has to confirm a state (its own compile plus the swap) before a deployment,
@@ -39,12 +43,6 @@ export function workerCount(setting: number | 'auto'): number {
   return setting === 'auto' ? availableParallelism() : setting;
 }
 
-/** This node's outcome of a deployment across its workers, and what to record as failed. */
-export interface PoolOutcome {
-  readonly success: boolean;
-  readonly message: string;
-  readonly failed?: { readonly revision: number; readonly error: string } | undefined;
-}
 
 interface Member {
   readonly worker: Worker;
@@ -85,7 +83,9 @@ export interface WorkerPoolOptions {
   readonly onChange: () => void;
 }
 
-export class WorkerPool {
+export class WorkerPool implements TrafficPlane {
+  /** Each worker compiles every state itself, expiry included, on its own timer. */
+  readonly expiresItself = true;
   /** The primary's own metrics about its workers; merged into /metrics (metrics.ts). */
   readonly registry = new Registry();
   private readonly members = new Map<number, Member>();
@@ -129,7 +129,7 @@ export class WorkerPool {
    * enforce it and listen. Rejects if one exits first (a port in use, a bad certificate: its log
    * says which) or does not get there within APPLY_TIMEOUT_MS.
    */
-  start(state: PolicyState): Promise<AddressInfo> {
+  start(_snapshot: Snapshot, state: PolicyState): Promise<AddressInfo> {
     this.state = state;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.startFailed(new Error(`the workers did not all start within ${APPLY_TIMEOUT_MS / 1000} s`)), APPLY_TIMEOUT_MS);
@@ -167,7 +167,7 @@ export class WorkerPool {
    * with `state`, and takes traffic only once it enforces it); one that neither answers nor exits
    * within APPLY_TIMEOUT_MS makes the deployment fail.
    */
-  enforce(state: PolicyState): Promise<PoolOutcome> {
+  enforce(_snapshot: Snapshot, state: PolicyState): Promise<PoolOutcome> {
     this.state = state;
     const waiting = new Set<Member>();
     for (const m of this.members.values()) {

@@ -64,6 +64,7 @@ export const ENV_OVERRIDES = {
   IPGATE_ACCESS_LOG_SAMPLE_RATE: 'log.sampleRate',
   IPGATE_DRAIN_TIMEOUT_MS: 'drainTimeoutMs',
   IPGATE_WORKERS: 'workers',
+  IPGATE_CONTROL_PLANE: 'controlPlane',
   IPGATE_ADMIN_LISTEN: 'admin.listen',
   IPGATE_STORE: 'store.file',
 } as const;

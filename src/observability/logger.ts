@@ -35,7 +35,8 @@ const BATCH_BYTES = 4096;
 /** A quiet log still reaches stdout within this long. */
 const FLUSH_EVERY_MS = 100;
 
-function stdoutDestination(): DestinationStream {
+/** Stdout, batched and asynchronous; the destination of every logger of the process. */
+export function stdoutDestination(): DestinationStream {
   const dest = pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES });
   const timer = setInterval(() => {
     // flush() throws while the destination is still opening or after it has ended; both are harmless.

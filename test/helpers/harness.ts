@@ -10,7 +10,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
 import { parseConfigText } from '../../src/config/load.js';
-import { Gateway } from '../../src/main.js';
+import { launchGateway, type RunningGateway } from '../../src/launch.js';
 
 export interface RecordedRequest {
   method: string;
@@ -74,7 +74,7 @@ export class LogCapture extends Writable {
 }
 
 export interface TestGateway {
-  readonly gateway: Gateway;
+  readonly gateway: RunningGateway;
   readonly port: number;
   readonly logs: LogCapture;
   close(): Promise<void>;
@@ -82,10 +82,12 @@ export interface TestGateway {
 
 /** Start a gateway from a config object (written as YAML, so the real loader validates it). */
 export async function startGateway(config: Record<string, unknown>, opts: { clock?: Clock; env?: Record<string, string> } = {}): Promise<TestGateway> {
-  const text = stringify({ listen: '127.0.0.1:0', log: { level: 'info' }, admin: { listen: '127.0.0.1:0' }, ...config });
+  // A clock cannot cross into the control-plane thread: a test that drives one runs the control plane inline.
+  const mode = opts.clock === undefined ? {} : { controlPlane: 'inline' };
+  const text = stringify({ listen: '127.0.0.1:0', log: { level: 'info' }, admin: { listen: '127.0.0.1:0' }, ...mode, ...config });
   const parsed = parseConfigText(text, 'test-config.yaml', opts.env ?? {});
   const logs = new LogCapture();
-  const gateway = await Gateway.start({ config: parsed, logStream: logs, clock: opts.clock, processMetrics: false });
+  const gateway = await launchGateway({ config: parsed, logStream: logs, clock: opts.clock, processMetrics: false });
   return { gateway, port: gateway.trafficAddress.port, logs, close: () => gateway.close() };
 }
 

@@ -13,7 +13,7 @@ import { parseConfigText } from '../../src/config/load.js';
 import { AccessList } from '../../src/controlplane/admin/access.js';
 import { AdminServer } from '../../src/controlplane/admin/server.js';
 import { DataPlane } from '../../src/dataplane/server.js';
-import { compileConfig, configToState } from '../../src/main.js';
+import { compileConfig, configToState, type Gateway } from '../../src/main.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { readiness } from '../../src/observability/readiness.js';
@@ -432,10 +432,10 @@ describe('access log: off', () => {
   });
 });
 
-describe('reload metrics and log', () => {
+describe('reload metrics and log (control plane inline, where apply() is reachable)', () => {
   let gw: TestGateway;
   beforeAll(async () => {
-    gw = await startGateway(gatewayConfig(up.url, down));
+    gw = await startGateway({ ...gatewayConfig(up.url, down), controlPlane: 'inline' });
   });
   afterAll(async () => {
     await gw?.close();
@@ -452,12 +452,12 @@ describe('reload metrics and log', () => {
     const config = parseConfigText(JSON.stringify(gatewayConfig(up.url, down)), 't.yaml');
     const state = configToState(config, 2);
     state.projects[0]!.apiProxies[0]!.policies[0]!.policy.ipList!.push('127.0.0.7');
-    expect(gw.gateway.apply(state).ok).toBe(true);
+    expect((gw.gateway as Gateway).apply(state).ok).toBe(true);
     expect((await send(gw.port, '/api/now-allowed', { from: '127.0.0.7' })).status).toBe(200);
     // A reload whose compile fails: an IP group that does not exist.
     const bad = configToState(config, 3);
     bad.projects[0]!.apiProxies[0]!.policies[0]!.policy.ipGroupIdList = ['no-such-group'];
-    expect(gw.gateway.apply(bad).ok).toBe(false);
+    expect((gw.gateway as Gateway).apply(bad).ok).toBe(false);
 
     const after = await scrape(gw);
     expect(after.value('ipgate_reloads_total') - before.value('ipgate_reloads_total')).toBe(1);

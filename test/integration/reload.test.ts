@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configToState } from '../../src/main.js';
+import { configToState, type Gateway } from '../../src/main.js';
 import { oneProxy, policy, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.js';
 
 const ADMIN = 'reload-admin-token-0123456789';
@@ -84,15 +84,21 @@ describe('hot reload', () => {
     expect(ok).toBeGreaterThan(writes);
   });
 
-  it('keeps the last good snapshot when a compile fails', async () => {
-    const before = gw.gateway.dataPlane.snapshot!;
-    const bad = configToState(gw.gateway.config, before.revision + 1);
-    // Two proxies on one basePath cannot be routed: the compile fails as a whole.
-    bad.projects[0]!.apiProxies.push({ ...bad.projects[0]!.apiProxies[0]!, name: 'clash' });
-    const r = gw.gateway.apply(bad);
-    expect(r.ok).toBe(false);
-    expect(gw.gateway.dataPlane.snapshot).toBe(before);
-    expect(gw.logs.events('compile_failed')).toHaveLength(1);
-    expect((await send(gw.port, '/api/x', { from: '127.0.0.1' })).status).toBe(200);
+  it('keeps the last good snapshot when a compile fails (control plane inline, where apply() is reachable)', async () => {
+    const inline = await startGateway(oneProxy(up.url, [policy('policy-white-ip', 'big', ['127.0.0.1'])], { gateway: { controlPlane: 'inline' } }));
+    try {
+      const g = inline.gateway as Gateway;
+      const before = g.dataPlane.snapshot!;
+      const bad = configToState(g.config, before.revision + 1);
+      // Two proxies on one basePath cannot be routed: the compile fails as a whole.
+      bad.projects[0]!.apiProxies.push({ ...bad.projects[0]!.apiProxies[0]!, name: 'clash' });
+      const r = g.apply(bad);
+      expect(r.ok).toBe(false);
+      expect(g.dataPlane.snapshot).toBe(before);
+      expect(inline.logs.events('compile_failed')).toHaveLength(1);
+      expect((await send(inline.port, '/api/x', { from: '127.0.0.1' })).status).toBe(200);
+    } finally {
+      await inline.close();
+    }
   });
 });

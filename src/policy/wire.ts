@@ -1,0 +1,137 @@
+/**
+ * A compiled Snapshot as structured-clonable data, so the control-plane thread can hand it to the
+ * traffic thread (src/threaded/).
+ *
+ * The expensive parts cross for free or almost: the tries' typed arrays live in SharedArrayBuffers
+ * (IpTrie.toWire), and a policy's entry texts travel as one string plus an offset array instead of
+ * one string per entry (a 1,000,000-entry array of strings would cost the receiving thread tens
+ * of milliseconds to deserialise; one string is a memcpy). What cannot be cloned is rebuilt by
+ * fromWire in time proportional to the number of proxies and policies, never to the number of
+ * entries: endpoint patterns and SCRIPT sources are compiled again from their source text, and
+ * the route table is built again from the proxies.
+ */
+import { RouteTable } from '../dataplane/route-table.js';
+import { compileEndpointPattern } from './endpoint-pattern.js';
+import { IpTrie, type IpTrieWire } from './ip-trie.js';
+import { compileScriptSource } from './script-source.js';
+import type { CompiledIpSource, CompiledPipeline, CompiledPolicy, CompiledProxy, EntryTexts, Snapshot, SnapshotStats } from './snapshot.js';
+
+interface EntryTextsWire {
+  /** Every entry text, concatenated. */
+  readonly text: string;
+  /** Entry i is text.slice(offsets[i], offsets[i + 1]). */
+  readonly offsets: Int32Array;
+}
+
+type SourceWire = Omit<CompiledIpSource, 'script'>;
+
+type PolicyWire = Omit<CompiledPolicy, 'trie' | 'entryText' | 'source' | 'endpoint'> & {
+  readonly trie: IpTrieWire;
+  readonly entryText: EntryTextsWire;
+  readonly source: SourceWire;
+  /** The endpoint pattern's source, or null for targetScope ALL. */
+  readonly endpoint: string | null;
+};
+
+interface PipelineWire {
+  readonly proxyWide: readonly PolicyWire[];
+  readonly endpoint: readonly PolicyWire[];
+}
+
+type ProxyWire = Omit<CompiledProxy, 'request' | 'response' | 'error'> & {
+  readonly request: PipelineWire | null;
+  readonly response: PipelineWire | null;
+  readonly error: PipelineWire | null;
+};
+
+export interface SnapshotWire {
+  readonly revision: number;
+  readonly environment: string;
+  readonly proxies: readonly ProxyWire[];
+  readonly stats: SnapshotStats;
+  readonly nextExpiry: number;
+}
+
+/** Entry texts from one string and its offsets: O(1) per at(), nothing split up front. */
+class JoinedEntryTexts implements EntryTexts {
+  constructor(readonly wire: EntryTextsWire) {}
+
+  get length(): number {
+    return this.wire.offsets.length - 1;
+  }
+
+  at(index: number): string | undefined {
+    const o = this.wire.offsets;
+    if (!Number.isInteger(index) || index < 0 || index >= o.length - 1) return undefined;
+    return this.wire.text.slice(o[index]!, o[index + 1]!);
+  }
+}
+
+function textsToWire(t: EntryTexts): EntryTextsWire {
+  if (t instanceof JoinedEntryTexts) return t.wire;
+  const offsets = new Int32Array(new SharedArrayBuffer(4 * (t.length + 1)));
+  const parts: string[] = new Array<string>(t.length);
+  let at = 0;
+  for (let i = 0; i < t.length; i++) {
+    const s = t.at(i)!;
+    parts[i] = s;
+    at += s.length;
+    offsets[i + 1] = at;
+  }
+  return { text: parts.join(''), offsets };
+}
+
+function policyToWire(p: CompiledPolicy): PolicyWire {
+  const { script: _runner, ...source } = p.source;
+  return { ...p, trie: p.trie.toWire(), entryText: textsToWire(p.entryText), source, endpoint: p.endpoint === null ? null : p.endpoint.source };
+}
+
+function pipelineToWire(p: CompiledPipeline | null): PipelineWire | null {
+  return p === null ? null : { proxyWide: p.proxyWide.map(policyToWire), endpoint: p.endpoint.map(policyToWire) };
+}
+
+export function snapshotToWire(s: Snapshot): SnapshotWire {
+  return {
+    revision: s.revision,
+    environment: s.environment,
+    stats: s.stats,
+    nextExpiry: s.nextExpiry,
+    proxies: s.proxies.map((p) => ({ ...p, request: pipelineToWire(p.request), response: pipelineToWire(p.response), error: pipelineToWire(p.error) })),
+  };
+}
+
+export interface FromWireOptions {
+  /** The time limit SCRIPT sources were compiled with (config scriptTimeoutMs). */
+  readonly scriptTimeoutMs: number;
+}
+
+function policyFromWire(w: PolicyWire, opts: FromWireOptions): CompiledPolicy {
+  const src = w.source;
+  const source: CompiledIpSource = { ...src, script: src.scriptSource === undefined ? null : compileScriptSource(src.scriptSource, opts.scriptTimeoutMs) };
+  return {
+    ...w,
+    trie: IpTrie.fromWire(w.trie),
+    entryText: new JoinedEntryTexts(w.entryText),
+    source,
+    endpoint: w.endpoint === null ? null : compileEndpointPattern(w.endpoint),
+  };
+}
+
+function pipelineFromWire(w: PipelineWire | null, opts: FromWireOptions): CompiledPipeline | null {
+  return w === null ? null : { proxyWide: w.proxyWide.map((p) => policyFromWire(p, opts)), endpoint: w.endpoint.map((p) => policyFromWire(p, opts)) };
+}
+
+/**
+ * The Snapshot `w` describes. Throws if it cannot be rebuilt (it was compiled from the same
+ * sources by the same code, so that is a bug, and the caller keeps the snapshot in force).
+ */
+export function snapshotFromWire(w: SnapshotWire, opts: FromWireOptions): Snapshot {
+  const proxies: CompiledProxy[] = w.proxies.map((p) => ({
+    ...p,
+    request: pipelineFromWire(p.request, opts),
+    response: pipelineFromWire(p.response, opts),
+    error: pipelineFromWire(p.error, opts),
+  }));
+  const routes = new RouteTable(proxies.map((p) => ({ basePath: p.basePath, hosts: p.hosts, value: p })));
+  return { revision: w.revision, environment: w.environment, routes, proxies, stats: w.stats, nextExpiry: w.nextExpiry };
+}

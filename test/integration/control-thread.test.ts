@@ -1,0 +1,111 @@
+/**
+ * `controlPlane: thread` (the default): the admin API, store and compile run in a worker thread,
+ * and the traffic thread only swaps in the snapshots it is sent.
+ */
+import { createServer } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { oneProxy, policy, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.js';
+import type { CompiledPolicy } from '../../src/policy/snapshot.js';
+
+const ADMIN = 'control-thread-admin-token-0123456789';
+
+function firstPolicy(gw: TestGateway): CompiledPolicy {
+  return gw.gateway.dataPlane.snapshot!.proxies[0]!.request!.proxyWide[0]!;
+}
+
+describe('control plane in its own thread', () => {
+  let up: Upstream;
+  beforeAll(async () => {
+    up = await startUpstream();
+  });
+  afterAll(async () => {
+    await up.close();
+  });
+
+  it('enforces, in the traffic thread, snapshots compiled in the other thread (shared tries), from start and after an admin write', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipgate-thread-'));
+    const gw = await startGateway(oneProxy(up.url, [policy('policy-white-ip', 'allow', ['127.0.0.2'])], { gateway: { store: { file: join(dir, 's.json') } } }), {
+      env: { IPGATE_ADMIN_TOKEN: ADMIN },
+    });
+    try {
+      expect((await send(gw.port, '/api/x', { from: '127.0.0.2' })).status).toBe(200);
+      expect((await send(gw.port, '/api/x', { from: '127.0.0.3' })).status).toBe(403);
+      // Rebuilt from the wire: the trie arrays live in shared memory and the texts in one string.
+      // Compiled in this thread (controlPlane: inline), they would be plain arrays.
+      expect(firstPolicy(gw).trie.allowEntry.buffer).toBeInstanceOf(SharedArrayBuffer);
+      expect(Array.isArray(firstPolicy(gw).entryText)).toBe(false);
+
+      const r = await send(gw.gateway.adminAddress.port, '/apiops/projects/p/apiProxies/api/policies/allow/', {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST', deploy: true }, policy: { type: 'policy-white-ip', ipList: ['127.0.0.3'] } }),
+      });
+      expect(r.status).toBe(200);
+      expect(r.json().deploymentResult.success).toBe(true);
+      // Enforced in the traffic thread when the write returned.
+      expect((await send(gw.port, '/api/x', { from: '127.0.0.3' })).status).toBe(200);
+      expect((await send(gw.port, '/api/x', { from: '127.0.0.2' })).status).toBe(403);
+      expect(firstPolicy(gw).entryText.at(0)).toBe('127.0.0.3');
+      // One install line per snapshot, written by the traffic thread; the control plane's own lines arrive too.
+      expect(gw.logs.events('snapshot_installed').map((l) => l.revision)).toEqual([1, 2]);
+      expect(gw.logs.events('store_opened')).toHaveLength(1);
+    } finally {
+      await gw.close();
+    }
+    expect(gw.logs.events('stopped')).toHaveLength(1);
+  });
+
+  it('compiles plain arrays when inline (the property above is what the thread changes)', async () => {
+    const gw = await startGateway({ ...oneProxy(up.url, [policy('policy-white-ip', 'allow', ['127.0.0.2'])]), controlPlane: 'inline' });
+    try {
+      expect(firstPolicy(gw).trie.allowEntry.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+      expect(Array.isArray(firstPolicy(gw).entryText)).toBe(true);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('sends the recompiled snapshot to the traffic thread when an IP group entry expires', async () => {
+    const expiresAt = new Date(Date.now() + 1500).toISOString();
+    const gw = await startGateway(
+      oneProxy(up.url, [{ operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST' }, policy: { type: 'policy-white-ip', name: 'temp', ipGroupIdList: ['temp'] } }], {
+        ipGroups: [{ name: 'temp', entries: [{ ip: '127.0.0.2', expiresAt }, { ip: '127.0.0.3' }] }],
+      }),
+    );
+    try {
+      expect((await send(gw.port, '/api/x', { from: '127.0.0.2' })).status).toBe(200);
+      // Polled, not timed: the entry stops matching once its expiry has passed, with no admin call.
+      let status = 200;
+      for (let i = 0; i < 100 && status === 200; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        status = (await send(gw.port, '/api/x', { from: '127.0.0.2' })).status;
+      }
+      expect(status).toBe(403);
+      expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(expiresAt));
+      expect((await send(gw.port, '/api/x', { from: '127.0.0.3' })).status).toBe(200);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('refuses to start, with the reason, when the traffic listener cannot open', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      let error: unknown = null;
+      try {
+        const gw = await startGateway({ ...oneProxy(up.url, [policy('policy-white-ip', 'allow', ['127.0.0.2'])]), listen: `127.0.0.1:${port}` });
+        await gw.close();
+      } catch (err) {
+        error = err;
+      }
+      expect(String((error as Error | null)?.message)).toContain(`cannot open the traffic listener on 127.0.0.1:${port}`);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+  });
+});
