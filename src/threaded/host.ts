@@ -57,6 +57,8 @@ export class ThreadedGateway {
   private readonly dest: DestinationStream;
   private readonly worker: Worker;
   private trafficAddr: AddressInfo | null = null;
+  /** The first install opens the listener; a later one that arrives meanwhile must not open it again. */
+  private listenStarted = false;
   private adminAddr: AddressInfo | null = null;
   /** Settles start(): the control plane is up, or why not. */
   private startup: { resolve: () => void; reject: (e: Error) => void } | null = null;
@@ -156,10 +158,11 @@ export class ThreadedGateway {
       this.send({ type: 'installed', id, error: (err as Error).message });
       return;
     }
-    if (this.trafficAddr !== null) {
+    if (this.listenStarted) {
       this.send({ type: 'installed', id });
       return;
     }
+    this.listenStarted = true;
     const { host, port } = parseListen(this.config.listen)!;
     try {
       this.trafficAddr = await this.dataPlane.listen(host, port);
