@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
  * Micro-benchmark of the per-request IP decision (parseClientIp from the address string + IpTrie
- * lookup + reading allowEntry/denyEntry) and of compiling rule lists (parseIpEntry + add + build).
+ * lookup + reading allowEntry/denyEntry) and of compiling rule lists the way compilePolicy does
+ * (IpTrieBuilder.addEntry, which parses each rule text with parseIpEntry's syntax and adds its
+ * prefixes, then build).
  *
  * Usage (needs the compiled output):
  *   npx tsc -p tsconfig.json && node --expose-gc bench/micro/lookup.mjs
@@ -134,7 +136,6 @@ function resetPeakRss() {
 async function row(family, size) {
   const load = (f) => import(pathToFileURL(path.join(dist, f)).href);
   const { parseClientIp, formatIPv4, formatIPv6 } = await load('ip-address.js');
-  const { parseIpEntry } = await load('ip-entry.js');
   const { IpTrieBuilder } = await load('ip-trie.js');
   const ipaddr = (await import('ipaddr.js')).default;
   const os = await import('node:os');
@@ -185,16 +186,15 @@ async function row(family, size) {
     const m = process.memoryUsage();
     return m.heapUsed + m.arrayBuffers;
   };
-  // Compile = parse every rule text + add + build. In a function so that the builder is garbage
+  // Compile = parse every rule text + add (addEntry, as compilePolicy does) + build. In a function so that the builder is garbage
   // afterwards, as in real use. Run COMPILE_RUNS times (default 3): the time reported is the
   // fastest run (this is a shared 2-core box), memory is from the first run.
   const compile = () => {
     const t0 = performance.now();
     const builder = new IpTrieBuilder();
     for (let i = 0; i < size; i++) {
-      const r = parseIpEntry(texts[i]);
-      if (!r.ok) throw new Error(r.error);
-      for (const p of r.prefixes) builder.add(p, actions[i], i);
+      const added = builder.addEntry(texts[i], actions[i], i);
+      if (typeof added === 'string') throw new Error(added);
     }
     const t1 = performance.now();
     const built = builder.build();

@@ -9,7 +9,6 @@
 import { performance } from 'node:perf_hooks';
 import { RouteTable } from '../dataplane/route-table.js';
 import { compileEndpointPattern } from './endpoint-pattern.js';
-import { parseIpEntry } from './ip-entry.js';
 import { IpTrieBuilder } from './ip-trie.js';
 import type { ApiProxyDef, IpGroupDef, PolicyBinding, PolicyState, ProjectDef, TargetPipeline, TargetVariableForIP } from './model.js';
 import { compileScriptSource } from './script-source.js';
@@ -111,15 +110,14 @@ function compilePolicy(b: PolicyBinding, c: PolicyCompileContext): CompiledPolic
   const before = c.issues.list.length;
 
   const addEntry = (text: string, action: 0 | 1, label: string, where: string) => {
-    const parsed = parseIpEntry(text);
-    if (!parsed.ok) {
-      c.issues.add(where, parsed.error);
+    // parseIpEntry's syntax and errors; plain addresses and CIDRs go straight into the builder.
+    const added = builder.addEntry(text, action, entryText.length);
+    if (typeof added === 'string') {
+      c.issues.add(where, added);
       return;
     }
-    const id = entryText.length;
     entryText.push(label);
-    for (const prefix of parsed.prefixes) builder.add(prefix, action, id);
-    prefixCount += parsed.prefixes.length;
+    prefixCount += added;
   };
 
   const ipList = p.ipList ?? [];

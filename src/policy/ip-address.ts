@@ -230,6 +230,16 @@ export function parseIPv6(s: string, out: Uint32Array): boolean {
   return parseIPv6Range(s, 0, s.length, out, false);
 }
 
+/** parseIPv4 on s[start, end), without slicing (compile-time rule parsing). */
+export function parseIPv4At(s: string, start: number, end: number): number {
+  return parseIPv4Range(s, start, end);
+}
+
+/** parseIPv6 on s[start, end), without slicing (compile-time rule parsing). */
+export function parseIPv6At(s: string, start: number, end: number, out: Uint32Array): boolean {
+  return parseIPv6Range(s, start, end, out, false);
+}
+
 /** True if the four words are in ::ffff:0:0/96 (IPv4-mapped IPv6). */
 export function isV4MappedWords(w: ArrayLike<number>): boolean {
   return w[0] === 0 && w[1] === 0 && w[2] === 0xffff;

@@ -16,7 +16,7 @@
  * covers ::ffff:0:0/96 (such as ::/0) never matches an IPv4(-mapped) client.
  */
 
-import { formatIPv4, formatIPv6, isV4MappedWords, parseIPv4, parseIPv6 } from './ip-address.js';
+import { formatIPv4, formatIPv6, isV4MappedWords, parseIPv4, parseIPv4At, parseIPv6, parseIPv6At } from './ip-address.js';
 
 export interface CidrPrefix {
   readonly family: 4 | 6;
@@ -181,6 +181,57 @@ export function parseIpEntry(text: string): ParseEntryResult {
   const a = parseAddr(t);
   if (!a) return fail(`${t}: not a valid IP address, CIDR, range or wildcard`);
   return single(a.family, a.words, a.family === 4 ? 32 : 128);
+}
+
+/**
+ * Compile-time fast path for the two forms big lists are made of, a plain address or a CIDR,
+ * written exactly (no surrounding whitespace): parses `text` straight into out[0..3] with no
+ * allocation. Returns the prefix length for IPv4 (out[0] = network), 256 + the length for IPv6
+ * (out[0..3]), with IPv4-mapped forms folded to IPv4 exactly as parseIpEntry does; or -1 when the
+ * text is anything else (range, wildcard, whitespace, an error...), and then parseIpEntry decides
+ * and words the error. Whatever it accepts, parseIpEntry accepts as the same single prefix.
+ */
+export function scanIpEntry(text: string, out: Uint32Array): number {
+  const n = text.length;
+  if (n === 0) return -1;
+  // Anything trim() would remove (ASCII or not) goes to the full parser; no address char is either.
+  const c0 = text.charCodeAt(0);
+  const cn = text.charCodeAt(n - 1);
+  if (c0 <= 32 || c0 >= 127 || cn <= 32 || cn >= 127) return -1;
+  const slash = text.indexOf('/');
+  const end = slash < 0 ? n : slash;
+  let family: 4 | 6;
+  const v4 = parseIPv4At(text, 0, end);
+  if (v4 >= 0) {
+    out[0] = v4;
+    family = 4;
+  } else if (parseIPv6At(text, 0, end, out)) {
+    family = 6;
+  } else {
+    return -1;
+  }
+  const max = family === 4 ? 32 : 128;
+  let len = max;
+  if (slash >= 0) {
+    // Strict decimal, no leading zeros, 1-3 digits (parseDecimal).
+    const digits = n - slash - 1;
+    if (digits < 1 || digits > 3 || (digits > 1 && text.charCodeAt(slash + 1) === 48)) return -1;
+    len = 0;
+    for (let i = slash + 1; i < n; i++) {
+      const d = text.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) return -1;
+      len = len * 10 + d;
+    }
+    if (len > max) return -1;
+    // Host bits must be zero.
+    for (let k = 0; k < (family === 4 ? 1 : 4); k++) if (((out[k]! & ~wordMask(len, k)) >>> 0) !== 0) return -1;
+  }
+  if (family === 6 && out[0] === 0 && out[1] === 0 && out[2] === 0xffff) {
+    if (len < 96) return -1; // an error: parseIpEntry words it
+    out[0] = out[3]!;
+    return len - 96;
+  }
+  return family === 4 ? len : 256 + len;
 }
 
 /** Number of trailing zero bits of a multi-word big-endian value (bits if zero). */

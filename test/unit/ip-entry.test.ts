@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32, testSeed } from '../helpers/seeded.js';
-import { formatPrefix, parseIpEntry, rangeToPrefixes, type CidrPrefix } from '../../src/policy/ip-entry.js';
+import { formatPrefix, parseIpEntry, rangeToPrefixes, scanIpEntry, type CidrPrefix } from '../../src/policy/ip-entry.js';
 
 const SEED = testSeed('ip-entry.test');
 const rnd = mulberry32(SEED);
@@ -309,5 +309,54 @@ describe('formatPrefix', () => {
   it('formats both families', () => {
     expect(formatPrefix({ family: 4, words: [0x0a000000], length: 8 })).toBe('10.0.0.0/8');
     expect(formatPrefix({ family: 6, words: [0x20010db8, 0, 0, 0], length: 32 })).toBe('2001:db8::/32');
+  });
+});
+
+describe('scanIpEntry (the compile-time fast path)', () => {
+  const out = new Uint32Array(4);
+  const scanned = (text: string): CidrPrefix | null => {
+    const r = scanIpEntry(text, out);
+    if (r < 0) return null;
+    return r < 256 ? { family: 4, words: [out[0]!], length: r } : { family: 6, words: [out[0]!, out[1]!, out[2]!, out[3]!], length: r - 256 };
+  };
+
+  it.each([
+    ['192.168.1.100', '192.168.1.100/32'],
+    ['10.0.0.0/8', '10.0.0.0/8'],
+    ['0.0.0.0/0', '0.0.0.0/0'],
+    ['2001:db8::1', '2001:db8::1/128'],
+    ['2001:db8::/32', '2001:db8::/32'],
+    ['::/0', '::/0'],
+    ['::ffff:1.2.3.4', '1.2.3.4/32'],
+    ['::ffff:10.0.0.0/104', '10.0.0.0/8'],
+    ['::ffff:0:0/96', '0.0.0.0/0'],
+  ])('%j is %s, as parseIpEntry says', (text, want) => {
+    const p = scanned(text);
+    expect(p && formatPrefix(p)).toBe(want);
+    expect(ok(text).prefixes).toEqual([want]);
+  });
+
+  it.each([
+    ' 10.0.0.0/8',
+    '10.0.0.0/8 ',
+    '\u00a010.0.0.0/8',
+    '010.0.0.0/8',
+    '10.0.0.0/08',
+    '10.0.0.0/',
+    '10.0.0.0/33',
+    '10.0.0.1/8',
+    '10.0.0.0/8/8',
+    '10.0.0.0/+8',
+    '2001:db8::1/32',
+    '2001:db8::/129',
+    '::ffff:10.0.0.0/95',
+    'fe80::1%eth0',
+    '10.0.0.1-10.0.0.9',
+    '10.3.10.4-18',
+    '10.3.10.*',
+    '',
+    'x',
+  ])('%j goes to parseIpEntry', (text) => {
+    expect(scanIpEntry(text, out)).toBe(-1);
   });
 });

@@ -345,18 +345,64 @@ describe('IpTrie: small hand-made cases', () => {
     expect(at(trie, '::1.2.3.4')).toEqual({ allow: 2, deny: NO_ENTRY });
   });
 
-  it('dedupes (allow, deny) pairs and reserves leaf 0 for (NO_ENTRY, NO_ENTRY)', () => {
-    const list = randomList(4, 2000, false);
+  it('leaf ids index (allow, deny) side by side in one array; index 0 is (NO_ENTRY, NO_ENTRY)', () => {
+    const list = [...randomList(4, 2000, false), ...randomList(6, 2000, false)];
     const trie = build(list);
     expect(trie.allowEntry[0]).toBe(NO_ENTRY);
     expect(trie.denyEntry[0]).toBe(NO_ENTRY);
     expect(trie.allowEntry.length).toBe(trie.denyEntry.length);
-    const seen = new Set<string>();
-    for (let i = 0; i < trie.allowEntry.length; i++) seen.add(`${trie.allowEntry[i]},${trie.denyEntry[i]}`);
-    expect(seen.size).toBe(trie.allowEntry.length);
-    expect(trie.stats.prefixes).toBe(2000);
+    // denyEntry is allowEntry shifted by one element: the answer of a leaf shares its cache line.
+    expect(trie.denyEntry.buffer).toBe(trie.allowEntry.buffer);
+    expect(trie.denyEntry.byteOffset).toBe(trie.allowEntry.byteOffset + 4);
+    for (let i = 0; i < 5000; i++) {
+      const leaf4 = trie.lookup4(u32());
+      scratch.set(randomWords(6));
+      const leaf6 = trie.lookup6(scratch);
+      if (!(leaf4 >= 0 && leaf4 < trie.allowEntry.length && leaf6 >= 0 && leaf6 < trie.allowEntry.length)) {
+        expect([leaf4, leaf6], 'leaf id out of range').toBe(null);
+      }
+    }
+    expect(trie.stats.prefixes).toBe(4000);
     expect(trie.stats.nodes).toBeGreaterThan(0);
     expect(trie.stats.bytes).toBeGreaterThan(0);
+  });
+
+  it('keeps the dir on the boundaries\' common prefix when the last boundary is just past it', () => {
+    // Boundaries 2000::, 2001:db8::, 2001:db9::, 3000::, 3fff::, 4000:: (the end of 3fff::/16): the
+    // dir window is 2000::/3, not ::/1, and 4000:: on is answered by the "above" compare.
+    const b = new IpTrieBuilder();
+    for (const [text, action, id] of [
+      ['2000::/4', 1, 1],
+      ['3fff::/16', 0, 2],
+      ['2001:db8::/32', 1, 3],
+      ['32.0.0.0/4', 1, 4],
+      ['63.0.0.0/8', 0, 5],
+    ] as const) {
+      expect(b.addEntry(text, action, id)).toBe(1);
+    }
+    const trie = b.build();
+    const wire = trie.toWire();
+    expect(wire.v6.l).toBe(3);
+    expect(wire.v4.l).toBe(3);
+    const at = (ip: string): Answer => {
+      const fam = parseClientIp(ip, scratch);
+      const leaf = trie.lookup(fam as 4 | 6, scratch);
+      return { allow: trie.allowEntry[leaf]!, deny: trie.denyEntry[leaf]! };
+    };
+    expect(at('1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff')).toEqual({ allow: NO_ENTRY, deny: NO_ENTRY });
+    expect(at('2000::')).toEqual({ allow: NO_ENTRY, deny: 1 });
+    expect(at('2001:db8::1')).toEqual({ allow: NO_ENTRY, deny: 3 });
+    expect(at('2fff:ffff::')).toEqual({ allow: NO_ENTRY, deny: 1 });
+    expect(at('3000::')).toEqual({ allow: NO_ENTRY, deny: NO_ENTRY });
+    expect(at('3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff')).toEqual({ allow: 2, deny: NO_ENTRY });
+    expect(at('4000::')).toEqual({ allow: NO_ENTRY, deny: NO_ENTRY });
+    expect(at('ffff::')).toEqual({ allow: NO_ENTRY, deny: NO_ENTRY });
+    expect(at('31.255.255.255')).toEqual({ allow: NO_ENTRY, deny: NO_ENTRY });
+    expect(at('32.0.0.0')).toEqual({ allow: NO_ENTRY, deny: 4 });
+    expect(at('47.255.255.255')).toEqual({ allow: NO_ENTRY, deny: 4 });
+    expect(at('48.0.0.0')).toEqual({ allow: NO_ENTRY, deny: NO_ENTRY });
+    expect(at('63.255.255.255')).toEqual({ allow: 5, deny: NO_ENTRY });
+    expect(at('64.0.0.0')).toEqual({ allow: NO_ENTRY, deny: NO_ENTRY });
   });
 
   it('treats host bits given to add() as zero', () => {
@@ -407,6 +453,86 @@ describe('IpTrie vs the naive reference on random lists', () => {
         const hash = new HashRef(entries, family);
         for (const q of linearQs.slice(0, 300)) expect(hash.lookup(q), `seed ${SEED} hash ref`).toEqual(linearRef(entries, family, q));
         compare(trie, family, queries(family, entries, family === 4 ? Infinity : 5000, 3000), (a) => hash.lookup(a), `${label} (hash ref)`);
+      }
+    }
+  });
+});
+
+describe('IpTrie.toWire / fromWire', () => {
+  it('a trie rebuilt from its wire form (structured-cloned) answers identically, both families', () => {
+    rnd = mulberry32(SEED ^ 0x3141);
+    const entries = [...randomList(4, 20000, false), ...randomList(6, 20000, false), ...randomList(6, 3000, true)];
+    const trie = build(entries);
+    const wire = trie.toWire();
+    expect(wire.mem.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(wire.v4.dir.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const copy = IpTrie.fromWire(structuredClone(wire));
+    expect(copy.stats).toEqual(trie.stats);
+    for (const family of [4, 6] as const) {
+      for (const q of queries(family, entries, 4000, 4000)) {
+        const a = trieAnswer(trie, family, q);
+        const b = trieAnswer(copy, family, q);
+        if (a.allow !== b.allow || a.deny !== b.deny) expect(b, `IPv${family} ${q.join(',')}`).toEqual(a);
+      }
+    }
+  });
+});
+
+describe('IpTrieBuilder.addEntry', () => {
+  it('adds what parseIpEntry + add() would, and returns the same errors', () => {
+    rnd = mulberry32(SEED ^ 0xadd);
+    const texts: string[] = [];
+    const v6text = (w: readonly number[]): string => {
+      const g: string[] = [];
+      for (const x of w) g.push((x >>> 16).toString(16), (x & 0xffff).toString(16));
+      return g.join(':');
+    };
+    for (let i = 0; i < 3000; i++) {
+      const r = rnd();
+      const a4 = [u32() >>> 24, u32() >>> 24, u32() >>> 24, u32() >>> 24].join('.');
+      const len4 = int(34);
+      const len6 = int(130);
+      if (r < 0.2) texts.push(a4, `${a4}/${len4}`);
+      else if (r < 0.4) {
+        const e = randomList(4, 1, false)[0]!;
+        texts.push(`${e.words[0]! >>> 24}.${(e.words[0]! >>> 16) & 255}.${(e.words[0]! >>> 8) & 255}.${e.words[0]! & 255}/${e.length}`);
+      } else if (r < 0.6) {
+        const e = randomList(6, 1, false)[0]!;
+        texts.push(`${v6text(e.words)}/${e.length}`, v6text(e.words), `${v6text(e.words)}/${len6}`);
+      } else if (r < 0.7) texts.push(`::ffff:${a4}`, `::ffff:${a4}/${96 + len4}`, `::ffff:${a4}/${len4}`, `::ffff:0:0/96`);
+      else if (r < 0.8) texts.push(` ${a4}`, `${a4}\t`, `${a4}/0${len4}`, `${a4}/`, `${a4}/+1`, `0${a4}`, `${a4}-${a4}`, `${a4}%1`);
+      else if (r < 0.9) texts.push('10.3.10.*', '10.0.0.1-10.0.0.9', '10.3.10.4-18', `2001:db8::%eth0`, `2001:db8::/0${len6}`, `1::2::3`, '', ' ', 'x');
+      else texts.push(`${v6text(randomWords(6))}/${len6}`, `${v6text(randomWords(6)).replace(/:0:0:/, '::')}`, `2001:db8::${a4}`, `\u00a0${a4}`);
+    }
+    const viaAdd = new IpTrieBuilder();
+    const viaEntry = new IpTrieBuilder();
+    const list: Entry[] = [];
+    texts.forEach((text, id) => {
+      const action: 0 | 1 = rnd() < 0.5 ? 0 : 1;
+      const parsed = parseIpEntry(text);
+      const got = viaEntry.addEntry(text, action, id);
+      if (!parsed.ok) {
+        if (got !== parsed.error) expect(got, JSON.stringify(text)).toBe(parsed.error);
+        return;
+      }
+      if (got !== parsed.prefixes.length) expect(got, JSON.stringify(text)).toBe(parsed.prefixes.length);
+      for (const p of parsed.prefixes) {
+        viaAdd.add(p, action, id);
+        list.push({ family: p.family, words: [...p.words], length: p.length, action, id });
+      }
+    });
+    expect(list.length).toBeGreaterThan(5000);
+    const a = viaAdd.build();
+    const b = viaEntry.build();
+    expect(b.stats).toEqual(a.stats);
+    for (const family of [4, 6] as const) {
+      for (const q of queries(family, list, 3000, 2000)) {
+        const want = linearRef(list, family, q);
+        const x = trieAnswer(a, family, q);
+        const y = trieAnswer(b, family, q);
+        if (x.allow !== want.allow || x.deny !== want.deny || y.allow !== want.allow || y.deny !== want.deny) {
+          expect([x, y], `IPv${family} ${q.join(',')}`).toEqual([want, want]);
+        }
       }
     }
   });
