@@ -101,6 +101,8 @@ export class Gateway {
    * process's main thread. This gateway then only feeds them.
    */
   private workers: TrafficPlane | null = null;
+  /** Did the traffic servers confirm the last state sent to them? (Always, without workers or a thread.) */
+  private served = true;
 
   private constructor(
     readonly config: GatewayConfig,
@@ -292,8 +294,9 @@ export class Gateway {
     if (latest !== undefined && latest.revision !== state.revision) {
       // A newer write from another node arrived while this one finished (cluster store): enforce
       // the newest state, which includes this write, rather than swap an older one over it.
-      await this.applyFromStore();
-      return this.state.revision >= state.revision
+      // Success only if the traffic servers (workers, the traffic thread) confirmed it too.
+      const served = await this.applyFromStore();
+      return served && this.state.revision >= state.revision
         ? { success: true, message: `Deployment successful: revision ${this.state.revision}, which includes revision ${state.revision}, is enforced` }
         : { success: false, message: `revision ${latest.revision}, which includes revision ${state.revision}, failed here; revision ${this.state.revision} is still enforced` };
     }
@@ -302,6 +305,7 @@ export class Gateway {
     if (this.workers !== null) {
       // Each worker compiles and swaps it in itself; success only once every one enforces it.
       const outcome = await this.workers.enforce(snapshot, state);
+      this.served = outcome.success;
       await this.reportApplied(outcome.failed);
       return { success: outcome.success, message: outcome.message };
     }
@@ -313,24 +317,27 @@ export class Gateway {
    * A write made on another node became visible (cluster store): compile what this node's
    * environment enforces at that revision, swap it in (in every worker too), and report it. A
    * compile failure keeps the last good snapshot and is reported as this node's failure of that
-   * revision, with the compiler's message, so deploymentResults show FAILED and why.
+   * revision, with the compiler's message, so deploymentResults show FAILED and why. Resolves
+   * with whether the traffic servers enforce what this node last applied.
    */
-  private async applyFromStore(): Promise<void> {
+  private async applyFromStore(): Promise<boolean> {
     const data = this.store?.data;
-    if (data === undefined || data === this.appliedData) return;
+    if (data === undefined || data === this.appliedData) return this.served;
     this.appliedData = data;
     const state = stateForEnvironment(data, this.config.environment);
     const r = this.apply(state);
     if (!r.ok) {
       await this.reportApplied({ revision: state.revision, error: 'compile failed: ' + r.issues.map((i) => `${i.path}: ${i.message}`).join('; ') });
-      return;
+      return false;
     }
     if (this.workers !== null) {
       const outcome = await this.workers.enforce(r.snapshot, state);
+      this.served = outcome.success;
       await this.reportApplied(outcome.failed);
-      return;
+      return outcome.success;
     }
     await this.reportApplied();
+    return true;
   }
 
   private async reportApplied(failed?: { revision: number; error: string }): Promise<void> {

@@ -308,16 +308,16 @@ export const gatewayConfigSchema = z.strictObject({
   /** SIGTERM/SIGINT: how long in-flight requests may take to finish before their connections are destroyed. */
   drainTimeoutMs: z.number().int().min(0).max(3_600_000).default(30_000),
   /**
-   * Worker processes sharing the traffic port (node:cluster): a count, or "auto" for one per
-   * available CPU. null: one process serves traffic and the admin API (no cluster).
-   */
-  /**
    * Where the control plane (admin API, store, validation, compile) runs: `thread`, a worker thread
    * of its own, so that no admin write ever stalls traffic (the traffic thread only swaps in the
    * compiled snapshot); `inline`, on the traffic thread. With `workers`, the primary process runs
    * it and serves no traffic, so the setting does not apply.
    */
   controlPlane: z.enum(['thread', 'inline']).default('thread'),
+  /**
+   * Worker processes sharing the traffic port (node:cluster): a count, or "auto" for one per
+   * available CPU. null: one process serves traffic and the admin API (no cluster).
+   */
   workers: z
     .custom<number | 'auto'>((v) => v === 'auto' || (typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 1024), {
       error: 'must be a positive integer (at most 1024) or "auto"',

@@ -17,10 +17,13 @@ let gateway: Gateway | null = null;
 port.on('message', (m: ToControl) => {
   if (m.type !== 'close') return;
   void (async () => {
+    let error: string | undefined;
     try {
       await gateway?.close(m.drainTimeoutMs);
+    } catch (err) {
+      error = err instanceof Error ? err.message : String(err);
     } finally {
-      link.send({ type: 'closed' });
+      link.send({ type: 'closed', error });
       // Nothing else may keep this thread alive once the gateway is closed.
       port.close();
     }

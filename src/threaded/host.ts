@@ -23,6 +23,7 @@ import { dataPlaneFor } from '../dataplane/from-config.js';
 import { createLogger, stdoutDestination, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { recordInstall } from '../observability/reload-events.js';
+import type { Snapshot } from '../policy/snapshot.js';
 import { snapshotFromWire } from '../policy/wire.js';
 import type { ControlThreadData, FromControl, ToControl, WireAddress } from './protocol.js';
 
@@ -57,13 +58,19 @@ export class ThreadedGateway {
   private readonly dest: DestinationStream;
   private readonly worker: Worker;
   private trafficAddr: AddressInfo | null = null;
-  /** The first install opens the listener; a later one that arrives meanwhile must not open it again. */
-  private listenStarted = false;
   private adminAddr: AddressInfo | null = null;
+  /**
+   * The first install opens the listener: the reason it could not, or null. Every install is
+   * answered only once this has settled, so none is confirmed before traffic is served under it.
+   */
+  private listening: Promise<string | null> | null = null;
   /** Settles start(): the control plane is up, or why not. */
   private startup: { resolve: () => void; reject: (e: Error) => void } | null = null;
-  private closed: (() => void) | null = null;
+  /** Settles close()'s wait for the control plane: why it did not close cleanly, or null. */
+  private closed: ((error: string | null) => void) | null = null;
   private stopping = false;
+  /** The control-plane thread's uncaught error, reported once the thread has exited. */
+  private threadError: Error | null = null;
 
   private constructor(
     readonly config: GatewayConfig,
@@ -76,10 +83,15 @@ export class ThreadedGateway {
     const data: ControlThreadData = { config };
     this.worker = new Worker(controlEntry(), { workerData: data, name: 'ipgate-control-plane' });
     this.worker.on('message', (m: FromControl) => this.onMessage(m));
-    this.worker.on('error', (err) => this.died(err));
+    // 'error' comes before the thread's last messages (its last log lines) have all been
+    // delivered; 'exit' comes after them. So the error is kept, and reported on 'exit'.
+    this.worker.on('error', (err) => {
+      this.threadError ??= err;
+    });
     this.worker.on('exit', (code) => {
-      if (!this.stopping) this.died(new Error(`the control-plane thread exited with code ${code}`));
-      this.closed?.();
+      const err = this.threadError ?? new Error(`the control-plane thread exited with code ${code}`);
+      if (!this.stopping || this.startup !== null) this.died(err);
+      this.closed?.(this.stopping && this.threadError !== null ? err.message : null);
     });
   }
 
@@ -98,6 +110,8 @@ export class ThreadedGateway {
     } catch (err) {
       gw.stopping = true;
       await gw.worker.terminate();
+      // A listen still in progress would otherwise open after this cleanup.
+      if (gw.listening !== null) await gw.listening;
       if (gw.dataPlane.server.listening) await gw.dataPlane.close(0);
       throw err;
     }
@@ -128,7 +142,14 @@ export class ThreadedGateway {
         return;
       case 'collect': {
         const id = m.id;
-        void this.metrics.registry.getMetricsAsJSON().then((metrics) => this.send({ type: 'metrics', id, metrics }));
+        // A failing collect callback must not become an unhandled rejection (a process exit).
+        void this.metrics.registry.getMetricsAsJSON().then(
+          (metrics) => this.send({ type: 'metrics', id, metrics }),
+          (err: unknown) => {
+            this.log.error({ event: 'metrics_failed', err: (err as Error).message }, 'could not collect the traffic metrics');
+            this.send({ type: 'metrics', id, metrics: [] });
+          },
+        );
         return;
       }
       case 'ready':
@@ -141,7 +162,7 @@ export class ThreadedGateway {
         this.startup = null;
         return;
       case 'closed':
-        this.closed?.();
+        this.closed?.(m.error ?? null);
         return;
     }
   }
@@ -149,29 +170,32 @@ export class ThreadedGateway {
   /** Rebuild and swap in a snapshot; the first one opens the traffic listener. Answers `installed`. */
   private async install(id: number, m: Extract<FromControl, { type: 'install' }>): Promise<void> {
     const installStart = performance.now();
+    let snapshot: Snapshot;
     try {
-      const snapshot = snapshotFromWire(m.snapshot, { scriptTimeoutMs: this.config.scriptTimeoutMs });
-      this.dataPlane.install(snapshot);
-      recordInstall(this.log, this.metrics, snapshot, installStart);
+      snapshot = snapshotFromWire(m.snapshot, { scriptTimeoutMs: this.config.scriptTimeoutMs });
     } catch (err) {
+      this.metrics.reloadFailed();
       this.log.error({ event: 'install_failed', revision: m.snapshot.revision, err: (err as Error).message }, 'could not install a snapshot; keeping the one in force');
       this.send({ type: 'installed', id, error: (err as Error).message });
       return;
     }
-    if (this.listenStarted) {
-      this.send({ type: 'installed', id });
-      return;
-    }
-    this.listenStarted = true;
+    this.dataPlane.install(snapshot);
+    recordInstall(this.log, this.metrics, snapshot, installStart);
+    this.listening ??= this.openListener();
+    const error = await this.listening;
+    const a = this.trafficAddr;
+    this.send({ type: 'installed', id, error: error ?? undefined, address: a === null ? undefined : { address: a.address, port: a.port, family: a.family } });
+  }
+
+  /** Open the traffic listener (after the first snapshot is in force); the reason it could not, or null. */
+  private async openListener(): Promise<string | null> {
     const { host, port } = parseListen(this.config.listen)!;
     try {
       this.trafficAddr = await this.dataPlane.listen(host, port);
+      return null;
     } catch (err) {
-      this.send({ type: 'installed', id, error: `cannot open the traffic listener on ${this.config.listen}: ${(err as Error).message}` });
-      return;
+      return `cannot open the traffic listener on ${this.config.listen}: ${(err as Error).message}`;
     }
-    const a = this.trafficAddr;
-    this.send({ type: 'installed', id, address: { address: a.address, port: a.port, family: a.family } });
   }
 
   private died(err: Error): void {
@@ -182,8 +206,14 @@ export class ThreadedGateway {
     }
     if (this.stopping) return;
     this.stopping = true;
-    this.log.fatal({ event: 'crash', kind: 'controlPlaneThread', err: err.stack ?? err.message }, 'the control-plane thread died; traffic is still served under the last snapshot');
-    this.opts.onControlPlaneExit?.(err);
+    this.log.fatal({ event: 'crash', kind: 'controlPlaneThread', err: err.stack ?? err.message }, 'the control-plane thread died');
+    if (this.opts.onControlPlaneExit !== undefined) {
+      this.opts.onControlPlaneExit(err);
+      return;
+    }
+    // Nobody decides (an embedding without a handler): fail closed. With no control plane, IP
+    // group expiry and every later change would silently stop, so stop taking traffic instead.
+    void this.dataPlane.close(this.config.drainTimeoutMs);
   }
 
   /**
@@ -194,16 +224,18 @@ export class ThreadedGateway {
     const alive = !this.stopping;
     this.stopping = true;
     const controlDone = alive
-      ? new Promise<void>((resolve) => {
+      ? new Promise<string | null>((resolve) => {
           this.closed = resolve;
           this.send({ type: 'close', drainTimeoutMs });
         })
       : null;
-    const [, traffic] = await Promise.all([controlDone, this.dataPlane.server.listening ? this.dataPlane.close(drainTimeoutMs) : null]);
+    const [controlError, traffic] = await Promise.all([controlDone, this.dataPlane.server.listening ? this.dataPlane.close(drainTimeoutMs) : null]);
     await this.worker.terminate();
     if (traffic?.timedOut === true) {
       this.log.warn({ event: 'drain_timeout', drainTimeoutMs, destroyedConnections: traffic.destroyed }, 'drain timeout reached; destroyed the connections still open');
     }
+    // As inline: a failed close (the store's) is the caller's to report, and the exit code says so.
+    if (controlError !== null) throw new Error(`the control plane did not close cleanly: ${controlError}`);
     this.log.info({ event: 'stopped', drained: traffic === null || !traffic.timedOut }, 'ipgate stopped');
     this.log.flush();
   }

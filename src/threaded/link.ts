@@ -29,6 +29,8 @@ export class ThreadLink implements TrafficPlane {
   private readonly installs = new Map<number, Waiter<Extract<ToControl, { type: 'installed' }>>>();
   private readonly scrapes = new Map<number, Waiter<unknown[][]>>();
   private applied: { revision: number; snapshotHash: string } | null = null;
+  /** The id of the install `applied` describes: answers may come out of order, the newest install wins. */
+  private appliedId = -1;
   private listening = false;
 
   constructor(private readonly port: MessagePort) {
@@ -54,6 +56,13 @@ export class ThreadLink implements TrafficPlane {
     }
   }
 
+  /** Record what the traffic thread enforces, unless a newer install was confirmed already. */
+  private confirmed(id: number, state: PolicyState): void {
+    if (id < this.appliedId) return;
+    this.appliedId = id;
+    this.applied = { revision: state.revision, snapshotHash: stateHash(state) };
+  }
+
   private install(snapshot: Snapshot): Promise<Extract<ToControl, { type: 'installed' }>> {
     const id = this.nextId++;
     // Serialising here, in this thread, is the point: the traffic thread only deserialises a few
@@ -68,7 +77,7 @@ export class ThreadLink implements TrafficPlane {
   async start(snapshot: Snapshot, state: PolicyState): Promise<AddressInfo> {
     const r = await this.install(snapshot);
     if (r.error !== undefined || r.address === undefined) throw new Error(r.error ?? 'the traffic listener did not open');
-    this.applied = { revision: state.revision, snapshotHash: stateHash(state) };
+    this.confirmed(r.id, state);
     this.listening = true;
     return { address: r.address.address, port: r.address.port, family: r.address.family };
   }
@@ -79,7 +88,7 @@ export class ThreadLink implements TrafficPlane {
       const failed = { revision: state.revision, error: `traffic thread: ${r.error}` };
       return { success: false, message: `revision ${state.revision} was not enforced: ${failed.error}`, failed };
     }
-    this.applied = { revision: state.revision, snapshotHash: stateHash(state) };
+    this.confirmed(r.id, state);
     return { success: true, message: `Deployment successful: revision ${state.revision} is enforced` };
   }
 

@@ -36,8 +36,8 @@ export type FromControl =
   | { readonly type: 'failed'; readonly error: string }
   /** A scrape of the admin API's /metrics asks for the traffic thread's registry; answered with `metrics`. */
   | { readonly type: 'collect'; readonly id: number }
-  /** Answer to `close`: the admin API drained and the store closed. */
-  | { readonly type: 'closed' };
+  /** Answer to `close`: the admin API drained and the store closed, or why the close failed. */
+  | { readonly type: 'closed'; readonly error?: string | undefined };
 
 /** Traffic thread → control-plane thread. */
 export type ToControl =

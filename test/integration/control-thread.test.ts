@@ -7,7 +7,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { oneProxy, policy, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.js';
+import { stringify } from 'yaml';
+import { parseConfigText } from '../../src/config/load.js';
+import { launchGateway, type RunningGateway } from '../../src/launch.js';
+import { LogCapture, oneProxy, policy, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.js';
 import type { CompiledPolicy } from '../../src/policy/snapshot.js';
 
 const ADMIN = 'control-thread-admin-token-0123456789';
@@ -106,6 +109,61 @@ describe('control plane in its own thread', () => {
       expect(String((error as Error | null)?.message)).toContain(`cannot open the traffic listener on 127.0.0.1:${port}`);
     } finally {
       await new Promise((r) => taken.close(r));
+    }
+  });
+});
+
+describe('when the control-plane thread dies', () => {
+  let up: Upstream;
+  beforeAll(async () => {
+    up = await startUpstream();
+  });
+  afterAll(async () => {
+    await up.close();
+  });
+
+  /** The thread ends as it would on a crash; only the test reaches into the gateway for it. */
+  function killControlThread(gw: RunningGateway): Promise<number> {
+    return (gw as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+  }
+
+  async function until(check: () => boolean | Promise<boolean>): Promise<boolean> {
+    for (let i = 0; i < 100; i++) {
+      if (await check()) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return false;
+  }
+
+  it('logs the crash and hands it to onControlPlaneExit (the CLI exits 1); traffic stays under the last snapshot', async () => {
+    const logs = new LogCapture();
+    const exits: Error[] = [];
+    const text = stringify({ listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, ...oneProxy(up.url, [policy('policy-white-ip', 'allow', ['127.0.0.2'])]) });
+    const gw = await launchGateway({ config: parseConfigText(text, 't.yaml', {}), logStream: logs, processMetrics: false, onControlPlaneExit: (e) => exits.push(e) });
+    try {
+      await killControlThread(gw);
+      expect(await until(() => exits.length === 1)).toBe(true);
+      expect(logs.events('crash')).toMatchObject([{ kind: 'controlPlaneThread' }]);
+      expect((await send(gw.trafficAddress.port, '/api/x', { from: '127.0.0.2' })).status).toBe(200);
+      expect((await send(gw.trafficAddress.port, '/api/x', { from: '127.0.0.3' })).status).toBe(403);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('stops taking traffic when nobody handles it (fail closed: expiry and changes would silently stop)', async () => {
+    const logs = new LogCapture();
+    const text = stringify({ listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, ...oneProxy(up.url, [policy('policy-white-ip', 'allow', ['127.0.0.2'])]) });
+    const gw = await launchGateway({ config: parseConfigText(text, 't.yaml', {}), logStream: logs, processMetrics: false });
+    try {
+      const port = gw.trafficAddress.port;
+      expect((await send(port, '/api/x', { from: '127.0.0.2' })).status).toBe(200);
+      await killControlThread(gw);
+      const refused = () => send(port, '/api/x', { from: '127.0.0.2' }).then(() => false, (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED');
+      expect(await until(refused)).toBe(true);
+      expect(logs.events('crash')).toHaveLength(1);
+    } finally {
+      await gw.close();
     }
   });
 });
