@@ -9,6 +9,7 @@
  *   npx tsc -p tsconfig.json && node --expose-gc bench/micro/lookup.mjs
  *   IPGATE_DIST=/tmp/iptrie-dist node --expose-gc bench/micro/lookup.mjs   # another build dir
  * Env: SIZES=10,10000,100000,1000000  FAMILIES=4,6  LOOKUPS=1000000  SEED=1  REF_CAP=10000
+ *      MIX=hosts (lists of /32 + /24, IPv6 /128 + /64, allow entries only: see below)
  *      COMPILE_RUNS=3 (compile time is the fastest of these runs; memory is from the first)
  * Run it on an otherwise idle machine: on a shared 2-core box the rates move by +-30% run to run.
  *
@@ -19,6 +20,11 @@
  * uniformly random (mostly misses). Lookup rate is the best of 5 passes over the whole array.
  * "hot 1k" repeats the same passes over only 1,000 distinct addresses (a cache-resident working
  * set, like a gateway serving a bounded set of clients) to separate CPU cost from memory latency.
+ * The list is compiled as an allow list (kind 0), as compilePolicy does. With MIX=hosts the list is
+ * 60% /32 and 40% /24 (IPv6 60% /128, 40% /64), all allow: the decision changes at nearly every
+ * prefix, unlike the default mix, whose many short deny prefixes cover the whole IPv4 space and so
+ * make an allow list's decision the same everywhere (the "parse+decision" column of that mix is
+ * not a measure of large-list lookups; MIX=hosts is).
  *
  * References on the same workload: node's net.BlockList (addSubnet + check; a linear scan that
  * only answers listed / not listed) and a linear ipaddr.js scan computing the longest allow and
@@ -40,6 +46,8 @@ const LOOKUPS = Number(process.env.LOOKUPS ?? 1_000_000);
 const REF_CAP = Number(process.env.REF_CAP ?? 10_000);
 const SEED = Number(process.env.SEED ?? 1);
 const REF_BUDGET_MS = 1500;
+/** MIX=hosts: lists of host and /24 (IPv6: /128 and /64) allow entries only, where the decision flips at almost every prefix. */
+const HOSTS = process.env.MIX === 'hosts';
 
 const MB = (b) => (b / 1048576).toFixed(1);
 const fmtRate = (r) => (r >= 1e6 ? `${(r / 1e6).toFixed(2)} M/s` : `${(r / 1e3).toFixed(1)} k/s`);
@@ -84,6 +92,7 @@ async function main() {
     'trie bytes / objects',
     'parseClientIp only',
     'ipgate parse+lookup',
+    'ipgate parse+decision (flips)',
     'ipgate hot 1k',
     'net.BlockList',
     'ipaddr.js linear',
@@ -96,7 +105,7 @@ async function main() {
     console.log(
       `| IPv${r.family} | ${r.size.toLocaleString('en-US')} | ${r.compileMs.toFixed(0)} (${r.parseAddMs.toFixed(0)} / ${r.buildMs.toFixed(0)}) | ` +
         `${MB(r.peakBytes)} MB | ${MB(r.retainedBytes)} MB | ${r.compilePeakRss === null ? 'n/a' : `${MB(r.compilePeakRss)} MB`} | ${MB(r.trieBytes)} MB / ${r.trieObjects.toLocaleString('en-US')} | ` +
-        `${fmtRate(r.parseRate)} | ${fmtRate(r.rate)} | ${fmtRate(r.hotRate)} | ${ref(r.blockList)} | ${ref(r.ipaddr)} | ` +
+        `${fmtRate(r.parseRate)} | ${fmtRate(r.rate)} | ${fmtRate(r.decisionRate)} (${r.flips === null ? 'no index' : r.flips.toLocaleString('en-US')}) | ${fmtRate(r.hotRate)} | ${ref(r.blockList)} | ${ref(r.ipaddr)} | ` +
         `${r.checked === 0 ? 'not checked (list cut)' : `${r.mismatches} mismatches in ${r.checked.toLocaleString('en-US')}`} |`,
     );
   }
@@ -106,7 +115,11 @@ async function main() {
     process.exitCode = 1;
   }
   console.log(
-    `\nReferences are linear scans: lists above ${REF_CAP.toLocaleString('en-US')} prefixes are cut to the first ${REF_CAP.toLocaleString('en-US')} ` +
+    `\n"parse+decision" is what checkPolicy asks per request of an allow list: does it reject the address? For IPv4 lists of ` +
+      `65,536 intervals or more it is answered by the decision index (flips: where the answer changes; a list whose short ` +
+      `prefixes cover the whole space has almost none), otherwise by the trie. "agreement" also counts the decision index ` +
+      `against the trie's answer on every address.\n` +
+      `References are linear scans: lists above ${REF_CAP.toLocaleString('en-US')} prefixes are cut to the first ${REF_CAP.toLocaleString('en-US')} ` +
       `and each reference stops after ~${REF_BUDGET_MS} ms. net.BlockList only answers listed / not listed. ` +
       `"heap+buffers at end of build" and "retained" are process.memoryUsage() heapUsed + arrayBuffers growth over the state before ` +
       `compiling (rule text and test addresses already allocated), right after build() (before any GC) and after a full GC; ` +
@@ -136,7 +149,7 @@ function resetPeakRss() {
 async function row(family, size) {
   const load = (f) => import(pathToFileURL(path.join(dist, f)).href);
   const { parseClientIp, formatIPv4, formatIPv6 } = await load('ip-address.js');
-  const { IpTrieBuilder } = await load('ip-trie.js');
+  const { IpTrieBuilder, rejects } = await load('ip-trie.js');
   const ipaddr = (await import('ipaddr.js')).default;
   const os = await import('node:os');
 
@@ -151,10 +164,10 @@ async function row(family, size) {
   const randomPrefix = () => {
     const r = rnd();
     if (family === 4) {
-      const length = r < 0.4 ? 32 : r < 0.7 ? 24 : 8 + Math.floor(rnd() * 24);
+      const length = HOSTS ? (r < 0.6 ? 32 : 24) : r < 0.4 ? 32 : r < 0.7 ? 24 : 8 + Math.floor(rnd() * 24);
       return { family, words: [maskWord(u32(), length, 0)], length };
     }
-    const length = r < 0.3 ? 128 : r < 0.5 ? 64 : r < 0.7 ? 48 : 16 + Math.floor(rnd() * 112);
+    const length = HOSTS ? (r < 0.6 ? 128 : 64) : r < 0.3 ? 128 : r < 0.5 ? 64 : r < 0.7 ? 48 : 16 + Math.floor(rnd() * 112);
     const raw = [((u32() & 0x1fffffff) | 0x20000000) >>> 0, u32(), u32(), u32()];
     return { family, words: raw.map((w, i) => maskWord(w, length, i)), length };
   };
@@ -174,7 +187,7 @@ async function row(family, size) {
   const makeData = () => {
     const prefixes = Array.from({ length: size }, randomPrefix);
     const texts = flat(prefixes.map((p) => `${addrText(p.words)}/${p.length}`));
-    const actions = Array.from({ length: size }, () => (rnd() < 0.3 ? 0 : 1));
+    const actions = Array.from({ length: size }, () => (HOSTS || rnd() < 0.3 ? 0 : 1));
     const addrs = flat(Array.from({ length: LOOKUPS }, () => randomAddress(prefixes)));
     const hot = flat(Array.from({ length: LOOKUPS }, (_, i) => addrs[i % 1000]));
     return { prefixes, texts, actions, addrs, hot };
@@ -197,7 +210,8 @@ async function row(family, size) {
       if (typeof added === 'string') throw new Error(added);
     }
     const t1 = performance.now();
-    const built = builder.build();
+    // An allow list, as compilePolicy builds one (kind 0): large lists get the IPv4 decision index.
+    const built = builder.build(0);
     const t2 = performance.now();
     return { built, parseAddMs: t1 - t0, buildMs: t2 - t1, endBytes: mem() };
   };
@@ -253,6 +267,33 @@ async function row(family, size) {
   }
   const rate = passes(addrs);
   const hotRate = passes(hot);
+  // What checkPolicy asks per request: does the policy (an allow list) reject this address? The
+  // decision index answers IPv4 for large lists; everything else takes the trie's answer.
+  const d4 = trie.decision4;
+  const decides = (f) => {
+    if (f === 4 && d4 !== null) return d4.rejects(out[0]);
+    const leaf = trie.lookup(f, out);
+    return rejects(0, allow[leaf], deny[leaf]);
+  };
+  let decisionRate = 0;
+  // The same loop as passes(), written out rather than passed a callback: a shared loop calling
+  // several functions would not inline them, and would measure the call instead of the lookup.
+  {
+    let sink = 0;
+    for (let rep = 0; rep < 5; rep++) {
+      const s0 = process.hrtime.bigint();
+      for (let i = 0; i < addrs.length; i++) {
+        const f = parseClientIp(addrs[i], out);
+        if (f === 0) {
+          sink--;
+          continue;
+        }
+        if (decides(f)) sink++;
+      }
+      decisionRate = Math.max(decisionRate, (addrs.length / Number(process.hrtime.bigint() - s0)) * 1e9);
+    }
+    if (sink === 0.5) console.error('unreachable');
+  }
   let parseRate = 0;
   {
     let sink = 0;
@@ -310,6 +351,16 @@ async function row(family, size) {
   // address. A disagreement is a bug; the row reports it and the run exits non-zero.
   let checked = 0;
   let mismatches = 0;
+  // The decision index against the trie's own answer, on every address and at every size (the
+  // references below check the trie itself, on the lists they hold whole).
+  if (d4 !== null) {
+    for (let i = 0; i < addrs.length; i++) {
+      if (parseClientIp(addrs[i], out) !== 4) continue;
+      const leaf = trie.lookup(4, out);
+      if (d4.rejects(out[0]) !== rejects(0, allow[leaf], deny[leaf])) mismatches++;
+      checked++;
+    }
+  }
   if (refPrefixes.length === size) {
     const n = Math.min(addrs.length, Number(process.env.CHECK_LOOKUPS ?? 20_000));
     for (let i = 0; i < n; i++) {
@@ -350,6 +401,8 @@ async function row(family, size) {
     trieObjects: trie.stats.nodes,
     parseRate,
     rate,
+    decisionRate,
+    flips: d4 === null ? null : d4.wire.keys.length,
     hotRate,
     refCapped: refPrefixes.length < size,
     checked,

@@ -65,6 +65,7 @@
  * on a 2-core VM.
  */
 
+import { buildDecisionIndex4, DecisionIndex4, type DecisionIndexWire } from './decision-index.js';
 import { parseIpEntry, scanIpEntry, type CidrPrefix } from './ip-entry.js';
 
 export const NO_ENTRY = -1;
@@ -121,9 +122,16 @@ export class IpTrie {
   private readonly parts: { readonly v4: FamilyTrie; readonly v6: FamilyTrie; readonly mem: Int32Array; readonly prefixes: number };
   private wired: IpTrieWire | null = null;
 
+  /**
+   * For a large list built with build(kind): whether that policy rejects an IPv4 address, without
+   * walking the trie (decision-index.ts). null otherwise.
+   */
+  readonly decision4: DecisionIndex4 | null;
+
   /** @internal Use IpTrieBuilder. */
-  constructor(v4: FamilyTrie, v6: FamilyTrie, mem: Int32Array, prefixes: number) {
+  constructor(v4: FamilyTrie, v6: FamilyTrie, mem: Int32Array, prefixes: number, decision4: DecisionIndex4 | null = null) {
     this.parts = { v4, v6, mem, prefixes };
+    this.decision4 = decision4;
     this.mem = mem;
     this.dir4 = v4.dir;
     this.d4 = v4.d;
@@ -225,20 +233,21 @@ export class IpTrie {
 
   /**
    * This trie as plain data for postMessage (the control-plane thread hands compiled snapshots to
-   * the traffic thread). The arrays are moved into SharedArrayBuffers once, so sending is free and
-   * the receiver reads the very same memory: nobody writes to a trie after build().
+   * the traffic thread). build() allocates the arrays in SharedArrayBuffers, so sending copies
+   * nothing and the receiver reads the very same memory (nobody writes to a trie after build());
+   * arrays from elsewhere are copied into shared ones once.
    */
   toWire(): IpTrieWire {
     if (this.wired !== null) return this.wired;
     const { v4, v6, mem, prefixes } = this.parts;
     const fam = (f: FamilyTrie): FamilyTrie => ({ ...f, dir: shared(f.dir) });
-    this.wired = { v4: fam(v4), v6: fam(v6), mem: shared(mem), prefixes };
+    this.wired = { v4: fam(v4), v6: fam(v6), mem: shared(mem), prefixes, decision4: this.decision4?.wire ?? null };
     return this.wired;
   }
 
   /** The trie toWire() described; costs no copy when the arrays are shared. */
   static fromWire(w: IpTrieWire): IpTrie {
-    return new IpTrie(w.v4, w.v6, w.mem, w.prefixes);
+    return new IpTrie(w.v4, w.v6, w.mem, w.prefixes, w.decision4 === null ? null : new DecisionIndex4(w.decision4));
   }
 }
 
@@ -249,6 +258,26 @@ export interface IpTrieWire {
   /** Nodes, buckets and leaf answers of both families. */
   readonly mem: Int32Array;
   readonly prefixes: number;
+  readonly decision4: DecisionIndexWire | null;
+}
+
+/**
+ * Does a policy of `kind` (0 = allow list, 1 = block list) reject an address whose most specific
+ * allow and deny entries are `allow` and `deny`? An allow list rejects what no allow entry covers
+ * and what a deny entry covers; a block list rejects what a deny entry covers and no allow entry
+ * (an exception) does. The one statement of that rule: checkPolicy (data plane) and the decision
+ * index both use it.
+ */
+export function rejects(kind: 0 | 1, allow: number, deny: number): boolean {
+  return kind === 0 ? deny !== NO_ENTRY || allow === NO_ENTRY : deny !== NO_ENTRY && allow === NO_ENTRY;
+}
+
+/**
+ * The compiled arrays are allocated shared from the start: the control-plane thread sends them to
+ * the traffic thread (toWire) without a copy, and without keeping a second one for itself.
+ */
+function sharedInt32(n: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(4 * n));
 }
 
 function shared(a: Int32Array): Int32Array {
@@ -550,7 +579,7 @@ class Mem {
   used = 2;
 
   constructor(size: number) {
-    this.mem = new Int32Array(Math.max(size, 16));
+    this.mem = sharedInt32(Math.max(size, 16));
     this.mem[0] = NO_ENTRY;
     this.mem[1] = NO_ENTRY;
   }
@@ -561,7 +590,7 @@ class Mem {
     if (this.used > this.mem.length) {
       let cap = this.mem.length * 2;
       while (cap < this.used) cap *= 2;
-      const mem = new Int32Array(cap);
+      const mem = sharedInt32(cap);
       mem.set(this.mem.subarray(0, at));
       this.mem = mem;
     }
@@ -572,7 +601,9 @@ class Mem {
   finish(): Int32Array {
     const used = this.used + 1;
     if (used <= this.mem.length && used >= this.mem.length - (this.mem.length >>> 3)) return this.mem;
-    return this.mem.slice(0, used);
+    const out = sharedInt32(used);
+    out.set(this.mem.subarray(0, used));
+    return out;
   }
 }
 
@@ -648,7 +679,7 @@ class FamilyTrieBuilder {
     if (last === n && n > 1) l = Math.min(Math.clz32((starts[w]! ^ starts[(n - 1) * w]!) >>> 0), 32 - d);
     const preMask = mask(l) | 0;
     const pre = n > 1 ? (starts[w]! & preMask) >>> 0 : 0;
-    const dir = new Int32Array(1 << d);
+    const dir = sharedInt32(1 << d);
     const align = this.bits - l - d; // a start with this many trailing zeros begins a dir slot
     // Walk the boundaries (not the slots): slots without a boundary strictly inside are leaves.
     let c = 0; // next slot to fill
@@ -820,15 +851,20 @@ export class IpTrieBuilder {
     store.push(words, length, action, entryId);
   }
 
-  build(): IpTrie {
+  /**
+   * `kind`, when given, is the kind of the policy this list belongs to (0 = allow list, 1 = block
+   * list): a large list then also gets its IPv4 decision index (IpTrie.decision4).
+   */
+  build(kind?: 0 | 1): IpTrie {
     // Both sweeps first, so that the shared Mem can be sized for both families.
     const iv4 = sweep(1, sortPrefixes(this.v4));
+    const decision4 = kind === undefined ? null : buildDecisionIndex4(iv4.n, iv4.starts, (k) => rejects(kind, iv4.allow[k]!, iv4.deny[k]!));
     const iv6 = sweep(4, sortPrefixes(this.v6));
     // Typical need on random 1M lists: 4.0 int32 per interval for IPv4, 7.0 for IPv6 (longer bucket
     // keys). Sized a little above that so big builds do not grow (copy) at the end; grows if needed.
     const m = new Mem(1024 + Math.ceil(iv4.n * 4.3 + iv6.n * 7.2));
     const v4 = new FamilyTrieBuilder(1, iv4, m).build();
     const v6 = new FamilyTrieBuilder(4, iv6, m).build();
-    return new IpTrie(v4, v6, m.finish(), this.v4.count + this.v6.count);
+    return new IpTrie(v4, v6, m.finish(), this.v4.count + this.v6.count, decision4);
   }
 }

@@ -136,4 +136,11 @@ describe('snapshot wire format', () => {
     // The entry texts crossed as one string, not as an array of strings.
     expect(Array.isArray(p.entryText)).toBe(false);
   });
+
+  it('keeps no second copy in the control plane: the compiled trie already lives in the shared memory it sends', () => {
+    for (const p of policies(original)) {
+      expect(p.trie.allowEntry.buffer).toBeInstanceOf(SharedArrayBuffer);
+      expect(p.trie.toWire().mem.buffer).toBe(p.trie.allowEntry.buffer);
+    }
+  });
 });
