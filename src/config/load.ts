@@ -65,6 +65,7 @@ export const ENV_OVERRIDES = {
   IPGATE_DRAIN_TIMEOUT_MS: 'drainTimeoutMs',
   IPGATE_WORKERS: 'workers',
   IPGATE_CONTROL_PLANE: 'controlPlane',
+  IPGATE_CONTROL_PLANE_NICE: 'controlPlaneNice',
   IPGATE_ADMIN_LISTEN: 'admin.listen',
   IPGATE_STORE: 'store.file',
 } as const;
@@ -72,7 +73,7 @@ export const ENV_OVERRIDES = {
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** Overrides whose key holds a number. */
-const NUMERIC_ENV_KEYS: ReadonlySet<string> = new Set(['drainTimeoutMs', 'log.sampleRate', 'workers']);
+const NUMERIC_ENV_KEYS: ReadonlySet<string> = new Set(['drainTimeoutMs', 'log.sampleRate', 'workers', 'controlPlaneNice']);
 
 function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
   const sources = new Map<string, string>();

@@ -11,7 +11,7 @@ import { Script } from 'node:vm';
 import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
 import { endpointPatternError } from '../policy/endpoint-pattern.js';
-import { parseIpEntry } from '../policy/ip-entry.js';
+import { parseIpEntry, scanIpEntry } from '../policy/ip-entry.js';
 import {
   ENDPOINT_METHODS,
   IP_CONTEXT_VALUES,
@@ -28,8 +28,15 @@ export const nameSchema = z.string().regex(NAME_RE, 'must be 1-128 characters of
 
 const byteLength = (max: number) => (s: string) => Buffer.byteLength(s, 'utf8') <= max;
 
-/** One ipList entry: validated by the same parser the compiler uses. */
+const scanScratch = new Uint32Array(4);
+
+/**
+ * One ipList entry: validated by the same parser the compiler uses. A plain address or CIDR is
+ * accepted by scanIpEntry without allocating (a 100,000-entry admin write validates every entry);
+ * anything else, and every error, goes through parseIpEntry.
+ */
 export const ipEntrySchema = z.string().superRefine((text, ctx) => {
+  if (scanIpEntry(text, scanScratch) >= 0) return;
   const r = parseIpEntry(text);
   if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error });
 });
@@ -314,6 +321,11 @@ export const gatewayConfigSchema = z.strictObject({
    * it and serves no traffic, so the setting does not apply.
    */
   controlPlane: z.enum(['thread', 'inline']).default('thread'),
+  /**
+   * The control-plane thread's nice value (Linux; 0 to 19): how much it yields the CPU to the
+   * traffic thread when both want it. 0: equal shares.
+   */
+  controlPlaneNice: z.number().int().min(0).max(19).default(10),
   /**
    * Worker processes sharing the traffic port (node:cluster): a count, or "auto" for one per
    * available CPU. null: one process serves traffic and the admin API (no cluster).

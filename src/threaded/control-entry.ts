@@ -4,6 +4,8 @@
  * thread via a ThreadLink. It ends when the main thread asks it to close, after the admin API has
  * drained and the store has closed.
  */
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Gateway } from '../main.js';
 import { ThreadLink } from './link.js';
@@ -13,6 +15,7 @@ const port = parentPort!;
 const { config } = workerData as ControlThreadData;
 const link = new ThreadLink(port);
 let gateway: Gateway | null = null;
+const niceness = lowerPriority(config.controlPlaneNice);
 
 port.on('message', (m: ToControl) => {
   if (m.type !== 'close') return;
@@ -33,8 +36,26 @@ port.on('message', (m: ToControl) => {
 Gateway.start({ config, link, logStream: link.logStream, processMetrics: false }).then(
   (gw) => {
     gateway = gw;
+    if (niceness !== null) gw.log.info({ event: 'control_plane_thread', nice: niceness.nice, tid: niceness.tid }, niceness.error ?? 'control-plane thread started');
     const a = gw.adminAddress;
     link.send({ type: 'ready', admin: { address: a.address, port: a.port, family: a.family } });
   },
   (err: unknown) => link.send({ type: 'failed', error: err instanceof Error ? err.message : String(err) }),
 );
+
+/**
+ * Give this thread, not the process, a lower CPU priority: when both threads want the CPU (a large
+ * write compiling while traffic saturates the core), the traffic thread wins. On Linux a thread is
+ * a task with its own id, which /proc/thread-self names and setpriority() accepts; elsewhere this
+ * is skipped. Raising one's own nice value needs no privilege.
+ */
+function lowerPriority(nice: number): { nice: number; tid: number; error: string | null } | null {
+  if (process.platform !== 'linux' || nice === 0) return null;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    setPriority(tid, nice);
+    return { nice, tid, error: null };
+  } catch (err) {
+    return { nice: 0, tid: 0, error: `could not lower the control-plane thread's priority: ${(err as Error).message}` };
+  }
+}

@@ -3,7 +3,7 @@
  * and the traffic thread only swaps in the snapshots it is sent.
  */
 import { createServer } from 'node:net';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -88,6 +88,20 @@ describe('control plane in its own thread', () => {
       expect(status).toBe(403);
       expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(expiresAt));
       expect((await send(gw.port, '/api/x', { from: '127.0.0.3' })).status).toBe(200);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('lowers the control-plane thread\'s priority, and only that thread\'s (controlPlaneNice)', async () => {
+    const gw = await startGateway({ ...oneProxy(up.url, [policy('policy-white-ip', 'allow', ['127.0.0.2'])]), controlPlaneNice: 7 });
+    try {
+      const [line] = gw.logs.events('control_plane_thread');
+      expect(line).toMatchObject({ nice: 7 });
+      // Field 19 of /proc/<pid>/task/<tid>/stat is the nice value (after the parenthesised name).
+      const niceOf = (tid: number | string) => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+      expect(niceOf(line!.tid as number)).toBe(7);
+      expect(niceOf(process.pid)).toBe(0);
     } finally {
       await gw.close();
     }
