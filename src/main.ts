@@ -246,7 +246,7 @@ export class Gateway {
     return host === a.address || (loopback && (wildcard || a.address.startsWith('127.') || a.address === '::1'));
   }
 
-  /** A worker process's gateway (src/cluster/worker.ts): nothing is opened; the worker feeds it states and opens its traffic listener. */
+  /** A worker process's gateway (src/cluster/worker.ts): nothing is opened; the worker installs compiled snapshots into its data plane and opens its traffic listener. */
   static forWorker(opts: GatewayOptions): Gateway {
     return new Gateway(opts.config, opts);
   }

@@ -1,6 +1,6 @@
 /**
  * The primary process's side of `workers: N`: it forks the worker processes that serve the traffic
- * port (node:cluster shares the port among them), feeds each the policy state in force, confirms
+ * port (node:cluster shares the port among them), feeds each the compiled snapshot in force, confirms
  * every deployment with all of them, replaces a worker that dies, and stops them on shutdown.
  *
  * A worker takes traffic only once it enforces a state: it opens its listener after its first
@@ -19,16 +19,18 @@ import type { PolicyState } from '../policy/model.js';
 import { isFromWorker, type Applied, type FromWorker, type ToWorker } from './protocol.js';
 import type { PoolOutcome, TrafficPlane } from './traffic-plane.js';
 import type { Snapshot } from '../policy/snapshot.js';
+import { stateHash } from '../policy/state-hash.js';
+import { snapshotToPortableWire, type SnapshotWire } from '../policy/wire.js';
 
 export type { PoolOutcome };
 
 /**
- * How long every worker has to confirm a state (its own compile plus the swap) before a deployment,
- * or the startup, reports failure. A 1,000,000-entry policy compiles in seconds, and N workers
- * compile at once on the same cores.
+ * How long every worker has to confirm a snapshot (receiving, rebuilding and swapping it) before a
+ * deployment, or the startup, reports failure: generous, for a 1,000,000-entry snapshot (tens of
+ * MB over the IPC channel) reaching N workers on busy cores.
  */
 export const APPLY_TIMEOUT_MS = 60_000;
-/** A scrape skips a worker that has not answered by then (one busy compiling, or just killed). */
+/** A scrape skips a worker that has not answered by then (one busy, or just killed). */
 const COLLECT_TIMEOUT_MS = 2_000;
 /** Restart delays for a worker that keeps dying young: 100 ms, doubling, at most 30 s. */
 const RESTART_MIN_MS = 100;
@@ -84,8 +86,8 @@ export interface WorkerPoolOptions {
 }
 
 export class WorkerPool implements TrafficPlane {
-  /** Each worker compiles every state itself, expiry included, on its own timer. */
-  readonly expiresItself = true;
+  /** The workers only install compiled snapshots: an expiry recompile is sent like any other. */
+  readonly expiresItself = false;
   /** The primary's own metrics about its workers; merged into /metrics (metrics.ts). */
   readonly registry = new Registry();
   private readonly members = new Map<number, Member>();
@@ -96,7 +98,8 @@ export class WorkerPool implements TrafficPlane {
   private readonly youngDeaths: number[];
   private readonly workerConfig: GatewayConfig;
   private readonly restarts: Counter;
-  private state: PolicyState | null = null;
+  /** The snapshot in force (in portable form) and what it enforces: sent to every new worker. */
+  private current: { snapshot: SnapshotWire; applied: Applied } | null = null;
   private nextCollection = 0;
   private startup: { resolve: (a: AddressInfo) => void; reject: (e: Error) => void; timer: NodeJS.Timeout } | null = null;
   private address: AddressInfo | null = null;
@@ -105,7 +108,7 @@ export class WorkerPool implements TrafficPlane {
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.youngDeaths = new Array<number>(opts.size).fill(0);
-    // Workers need the gateway settings, not the config's projects: their policy comes as states.
+    // Workers need the gateway settings, not the config's projects: their policy comes compiled.
     this.workerConfig = { ...opts.config, projects: [] };
     const registers = [this.registry];
     this.restarts = new Counter({ name: 'ipgate_worker_restarts_total', help: 'Worker processes forked to replace one that exited', registers });
@@ -121,7 +124,8 @@ export class WorkerPool implements TrafficPlane {
       },
     });
     // Workers run their own entry point, which takes its config from `init` rather than argv.
-    cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-entry.js', import.meta.url)), args: [] });
+    // "advanced" serialization: compiled snapshots carry typed arrays, which JSON cannot.
+    cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-entry.js', import.meta.url)), args: [], serialization: 'advanced' });
   }
 
   /**
@@ -129,8 +133,8 @@ export class WorkerPool implements TrafficPlane {
    * enforce it and listen. Rejects if one exits first (a port in use, a bad certificate: its log
    * says which) or does not get there within APPLY_TIMEOUT_MS.
    */
-  start(_snapshot: Snapshot, state: PolicyState): Promise<AddressInfo> {
-    this.state = state;
+  start(snapshot: Snapshot, state: PolicyState): Promise<AddressInfo> {
+    this.current = portable(snapshot, state);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.startFailed(new Error(`the workers did not all start within ${APPLY_TIMEOUT_MS / 1000} s`)), APPLY_TIMEOUT_MS);
       this.startup = { resolve, reject, timer };
@@ -167,11 +171,12 @@ export class WorkerPool implements TrafficPlane {
    * with `state`, and takes traffic only once it enforces it); one that neither answers nor exits
    * within APPLY_TIMEOUT_MS makes the deployment fail.
    */
-  enforce(_snapshot: Snapshot, state: PolicyState): Promise<PoolOutcome> {
-    this.state = state;
+  enforce(snapshot: Snapshot, state: PolicyState): Promise<PoolOutcome> {
+    const current = portable(snapshot, state);
+    this.current = current;
     const waiting = new Set<Member>();
     for (const m of this.members.values()) {
-      if (m.initSent && this.send(m, { type: 'ipgate:state', state })) waiting.add(m);
+      if (m.initSent && this.send(m, { type: 'ipgate:snapshot', ...current })) waiting.add(m);
     }
     return new Promise((resolve) => {
       const d: Deployment = {
@@ -249,8 +254,8 @@ export class WorkerPool implements TrafficPlane {
   private onMessage(m: Member, msg: FromWorker): void {
     switch (msg.type) {
       case 'ipgate:hello':
-        // this.state is set before the first fork.
-        m.initSent = this.send(m, { type: 'ipgate:init', config: this.workerConfig, state: this.state! });
+        // this.current is set before the first fork.
+        m.initSent = this.send(m, { type: 'ipgate:init', config: this.workerConfig, ...this.current! });
         return;
       case 'ipgate:ready': {
         m.live = true;
@@ -384,4 +389,13 @@ export class WorkerPool implements TrafficPlane {
 
 function describe(m: Member): string {
   return `worker ${m.id} (pid ${m.pid})`;
+}
+
+/**
+ * A compiled snapshot as workers receive it. The primary compiles every state once (it must, to
+ * validate the write); the workers only rebuild and swap it in, so a large write never stalls
+ * their traffic for a compile.
+ */
+function portable(snapshot: Snapshot, state: PolicyState): { snapshot: SnapshotWire; applied: Applied } {
+  return { snapshot: snapshotToPortableWire(snapshot), applied: { revision: state.revision, hash: stateHash(state) } };
 }

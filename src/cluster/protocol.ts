@@ -1,5 +1,6 @@
 /**
- * The messages between the primary process and its workers, over the cluster's IPC channel (JSON).
+ * The messages between the primary process and its workers, over the cluster's IPC channel
+ * (Node's "advanced" serialization, so that the compiled snapshots' typed arrays cross as such).
  *
  * A worker announces itself with `hello` once it listens for messages: Node drops a message that
  * arrives before a 'message' listener exists, and an ES module entry point attaches its listener
@@ -9,14 +10,17 @@
  * on the same channel.
  */
 import type { GatewayConfig } from '../config/schema.js';
-import type { PolicyState } from '../policy/model.js';
+import type { SnapshotWire } from '../policy/wire.js';
 
 /** Primary → worker. */
 export type ToWorker =
-  /** The gateway settings (without `projects`: policies come as states) and the state in force. */
-  | { readonly type: 'ipgate:init'; readonly config: GatewayConfig; readonly state: PolicyState }
-  /** A new committed state to enforce; answered with `applied`. */
-  | { readonly type: 'ipgate:state'; readonly state: PolicyState }
+  /**
+   * The gateway settings (without `projects`: policies come as compiled snapshots) and the
+   * snapshot in force, with the revision and state hash it enforces.
+   */
+  | { readonly type: 'ipgate:init'; readonly config: GatewayConfig; readonly snapshot: SnapshotWire; readonly applied: Applied }
+  /** A newer compiled snapshot to enforce; answered with `applied`. */
+  | { readonly type: 'ipgate:snapshot'; readonly snapshot: SnapshotWire; readonly applied: Applied }
   /** A metrics scrape; answered with `metrics` carrying the same id. */
   | { readonly type: 'ipgate:collect'; readonly id: number };
 
@@ -29,18 +33,18 @@ export interface Applied {
 /** Worker → primary. */
 export type FromWorker =
   | { readonly type: 'ipgate:hello' }
-  /** The first state is in force and the traffic listener is open: the worker may be sent traffic. */
+  /** The first snapshot is in force and the traffic listener is open: the worker may be sent traffic. */
   | { readonly type: 'ipgate:ready'; readonly applied: Applied; readonly address: { readonly address: string; readonly port: number; readonly family: string } }
   /**
-   * The outcome of `state` messages. `applied` is what is in force now: the newest state received
-   * when that compiled (a worker that received several states while busy applies only the newest),
-   * otherwise the last good one, and then `failed` names the revision that did not compile.
+   * The outcome of `snapshot` messages. `applied` is what is in force now: the newest snapshot
+   * received (a worker that received several while busy installs only the newest), or the last good
+   * one if that could not be installed, and then `failed` names the revision and why.
    */
   | { readonly type: 'ipgate:applied'; readonly applied: Applied; readonly failed?: { readonly revision: number; readonly error: string } | undefined }
   /** The worker's registry as prom-client's getMetricsAsJSON() returns it. */
   | { readonly type: 'ipgate:metrics'; readonly id: number; readonly metrics: unknown[] };
 
-const TO_WORKER: ReadonlySet<string> = new Set(['ipgate:init', 'ipgate:state', 'ipgate:collect']);
+const TO_WORKER: ReadonlySet<string> = new Set(['ipgate:init', 'ipgate:snapshot', 'ipgate:collect']);
 const FROM_WORKER: ReadonlySet<string> = new Set(['ipgate:hello', 'ipgate:ready', 'ipgate:applied', 'ipgate:metrics']);
 
 function typeOf(m: unknown): string {

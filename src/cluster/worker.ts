@@ -1,9 +1,9 @@
 /**
  * A worker process of `workers: N`: a gateway with the traffic listener only. The primary owns the
- * store and the admin API; it sends this process its settings and every committed policy state
- * (protocol.ts), and the worker compiles and swaps each in itself, exactly as a single-process
- * gateway does (Gateway.apply), then answers with what it enforces. IP group expiry recompiles here
- * too, on this process's own timer.
+ * store and the admin API, and compiles every committed state (it must, to validate the write); it
+ * sends this process its settings and every compiled snapshot (protocol.ts, policy/wire.ts), which
+ * the worker rebuilds and swaps in, then answers with what it enforces. So no worker stalls its
+ * traffic to compile a large list, and IP group expiry comes from the primary like any change.
  *
  * The traffic listener opens only after the first snapshot is in force, so the cluster never hands
  * this process a connection it could only answer with NOT_READY.
@@ -13,8 +13,8 @@ import type { AddressInfo } from 'node:net';
 import { parseListen, type GatewayConfig } from '../config/schema.js';
 import { exitOnFatalErrors, exitOnSignals, logShutdownFailure, type Exit } from '../lifecycle/process.js';
 import { Gateway } from '../main.js';
-import type { PolicyState } from '../policy/model.js';
-import { stateHash } from '../policy/state-hash.js';
+import { recordInstall } from '../observability/reload-events.js';
+import { snapshotFromWire, type SnapshotWire } from '../policy/wire.js';
 import { isToWorker, type Applied, type FromWorker } from './protocol.js';
 
 export function runWorker(exit: Exit): void {
@@ -22,38 +22,45 @@ export function runWorker(exit: Exit): void {
   let config: GatewayConfig | null = null;
   /** The state in force (the last one that compiled). */
   let inForce: Applied | null = null;
-  /** The newest state received and not applied yet: a burst of states compiles only the last. */
-  let pending: PolicyState | null = null;
+  /** The newest snapshot received and not installed yet: of a burst, only the last is installed. */
+  let pending: { snapshot: SnapshotWire; applied: Applied } | null = null;
 
   const send = (m: FromWorker): void => {
     if (process.connected) process.send!(m);
   };
 
+  /** Rebuild a compiled snapshot and swap it in; throws if it cannot be rebuilt (the one in force stays). */
+  const install = (g: Gateway, c: GatewayConfig, wire: SnapshotWire): void => {
+    const installStart = performance.now();
+    const snapshot = snapshotFromWire(wire, { scriptTimeoutMs: c.scriptTimeoutMs });
+    g.dataPlane.install(snapshot);
+    recordInstall(g.log, g.metrics, snapshot, installStart);
+  };
+
   const applyPending = (): void => {
-    const state = pending;
+    const next = pending;
     pending = null;
-    if (state === null || gw === null || inForce === null) return;
-    const r = gw.apply(state);
-    if (r.ok) {
-      inForce = { revision: state.revision, hash: stateHash(state) };
+    if (next === null || gw === null || config === null || inForce === null) return;
+    try {
+      install(gw, config, next.snapshot);
+      inForce = next.applied;
       send({ type: 'ipgate:applied', applied: inForce });
-    } else {
-      // Gateway.apply logged it and kept the last good snapshot.
-      send({ type: 'ipgate:applied', applied: inForce, failed: { revision: state.revision, error: r.issues.map((i) => `${i.path}: ${i.message}`).join('; ') } });
+    } catch (err) {
+      gw.metrics.reloadFailed();
+      gw.log.error({ event: 'install_failed', revision: next.applied.revision, err: (err as Error).message }, 'could not install a snapshot; keeping the one in force');
+      send({ type: 'ipgate:applied', applied: inForce, failed: { revision: next.applied.revision, error: (err as Error).message } });
     }
   };
 
-  const start = async (c: GatewayConfig, state: PolicyState): Promise<void> => {
+  const start = async (c: GatewayConfig, snapshot: SnapshotWire, applied: Applied): Promise<void> => {
     config = c;
     const g = Gateway.forWorker({ config: c, workerId: cluster.worker?.id });
     gw = g;
     exitOnFatalErrors(g.log, exit);
     // A failure here is thrown: exitOnFatalErrors logs it, flushed, and exits 1, and the primary
     // reports that this worker exited before it was ready.
-    const r = g.apply(state);
-    // The primary compiled the same state before sending it; a worker that cannot is broken.
-    if (!r.ok) throw new Error(`the initial policy state (revision ${state.revision}) does not compile in this worker`);
-    inForce = { revision: state.revision, hash: stateHash(state) };
+    install(g, c, snapshot);
+    inForce = applied;
     const { host, port } = parseListen(c.listen)!;
     let address: AddressInfo;
     try {
@@ -84,13 +91,13 @@ export function runWorker(exit: Exit): void {
     if (!isToWorker(m)) return;
     switch (m.type) {
       case 'ipgate:init':
-        if (gw === null) void start(m.config, m.state);
+        if (gw === null) void start(m.config, m.snapshot, m.applied);
         return;
-      case 'ipgate:state':
+      case 'ipgate:snapshot':
         // Deferred by one turn: messages that arrived together are all read first, and only the
-        // newest is compiled.
+        // newest is installed.
         if (pending === null) setImmediate(applyPending);
-        pending = m.state;
+        pending = { snapshot: m.snapshot, applied: m.applied };
         return;
       case 'ipgate:collect': {
         const id = m.id;

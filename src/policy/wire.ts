@@ -70,15 +70,15 @@ class JoinedEntryTexts implements EntryTexts {
 function textsToWire(t: EntryTexts): EntryTextsWire {
   if (t instanceof JoinedEntryTexts) return t.wire;
   const offsets = new Int32Array(new SharedArrayBuffer(4 * (t.length + 1)));
-  const parts: string[] = new Array<string>(t.length);
+  // The compiler's texts are an array: index it and join it directly (at() and a copy of 100,000
+  // strings cost more than the rest of this function).
+  const list: readonly string[] = Array.isArray(t) ? (t as readonly string[]) : Array.from({ length: t.length }, (_, i) => t.at(i)!);
   let at = 0;
-  for (let i = 0; i < t.length; i++) {
-    const s = t.at(i)!;
-    parts[i] = s;
-    at += s.length;
+  for (let i = 0; i < list.length; i++) {
+    at += list[i]!.length;
     offsets[i + 1] = at;
   }
-  return { text: parts.join(''), offsets };
+  return { text: list.join(''), offsets };
 }
 
 function policyToWire(p: CompiledPolicy): PolicyWire {
@@ -98,6 +98,29 @@ export function snapshotToWire(s: Snapshot): SnapshotWire {
     nextExpiry: s.nextExpiry,
     proxies: s.proxies.map((p) => ({ ...p, request: pipelineToWire(p.request), response: pipelineToWire(p.response), error: pipelineToWire(p.error) })),
   };
+}
+
+/**
+ * The same, with every shared array copied into a plain one: for another process (worker
+ * processes, over the cluster's IPC channel), which cannot share memory with this one.
+ */
+export function snapshotToPortableWire(s: Snapshot): SnapshotWire {
+  return unshare(snapshotToWire(s)) as SnapshotWire;
+}
+
+function unshare(v: unknown): unknown {
+  if (ArrayBuffer.isView(v)) {
+    if (!(v.buffer instanceof SharedArrayBuffer)) return v;
+    const Ctor = v.constructor as new (src: ArrayBufferView) => ArrayBufferView;
+    return new Ctor(v);
+  }
+  if (Array.isArray(v)) return v.map(unshare);
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = unshare(x);
+    return out;
+  }
+  return v;
 }
 
 export interface FromWireOptions {

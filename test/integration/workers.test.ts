@@ -207,6 +207,12 @@ projects:
     expect(r.body.deploymentResult.success).toBe(true);
     expect(r.body.deploymentResult.deploymentResults[0]).toMatchObject({ environmentName: 'production', success: true, message: 'Deployment successful: revision 2 is enforced by every worker (2)' });
     await logs.waitFor((l) => l.event === 'snapshot_installed' && l.worker === stopped[0] && l.revision === 2);
+    // The workers installed the snapshot the primary compiled, not one of their own: the same
+    // compile, to the microsecond (a worker that compiled would have timed its own).
+    const primaryInstall = logs.lines.find((l) => l.event === 'snapshot_installed' && l.worker === undefined && l.revision === 2)!;
+    const workerInstalls = logs.lines.filter((l) => l.event === 'snapshot_installed' && l.worker !== undefined && l.revision === 2);
+    expect(workerInstalls).toHaveLength(2);
+    for (const l of workerInstalls) expect((l.stats as { compileMs: number }).compileMs).toBe((primaryInstall.stats as { compileMs: number }).compileMs);
 
     // Every fresh connection, whichever worker takes it, is now denied.
     const denied = await fresh(port, '127.0.0.9', 20);
@@ -313,4 +319,54 @@ describe('workers config', () => {
     expect(env.status).toBe(1);
     expect(env.stderr).toMatch(/workers: .*\(got "lots"\) \[set by IPGATE_WORKERS\]/);
   }, 60_000);
+});
+
+describe('workers: IP group expiry', () => {
+  it('reaches every worker: the primary recompiles at the expiry and sends the snapshot', async () => {
+    const up = await startUpstream();
+    const dir = mkdtempSync(join(tmpdir(), 'ipgate-workers-expiry-'));
+    const file = join(dir, 'gateway.yaml');
+    const expiresAt = new Date(Date.now() + 6000).toISOString();
+    // JSON is YAML too.
+    const config = {
+      listen: '127.0.0.1:0',
+      workers: 2,
+      admin: { listen: '127.0.0.1:0' },
+      projects: [
+        {
+          name: 'p',
+          ipGroups: [{ name: 'temp', entries: [{ ip: '127.0.0.77', expiresAt }] }],
+          apiProxies: [
+            {
+              name: 'api',
+              basePath: '/api',
+              upstream: { url: up.url },
+              policies: [{ operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST' }, policy: { type: 'policy-black-ip', name: 'temp-block', ipGroupIdList: ['temp'] } }],
+            },
+          ],
+        },
+      ],
+    };
+    writeFileSync(file, JSON.stringify(config));
+    const logs = new Logs();
+    const child = spawn(process.execPath, [CLI, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    child.stdout!.on('data', (c: Buffer) => logs.feed(c));
+    try {
+      const started = await logs.waitFor((l) => l.event === 'started');
+      const port = Number(String(started.listen).split(':').pop());
+      expect((await fresh(port, '127.0.0.77', 4)).map((r) => r.status)).toEqual([403, 403, 403, 403]);
+      // Polled, not timed: once the entry has expired, both workers have installed the recompile.
+      const workerIds = new Set<number>();
+      await logs.waitFor((l) => {
+        if (l.event === 'snapshot_installed' && l.worker !== undefined && l.revision === 1 && (l.stats as { policies: number }).policies === 1 && (l.entries as number) === 0) workerIds.add(l.worker as number);
+        return workerIds.size === 2;
+      });
+      expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(expiresAt));
+      const after = await fresh(port, '127.0.0.77', 10);
+      expect(after.map((r) => r.status)).toEqual(new Array(10).fill(200));
+    } finally {
+      child.kill('SIGKILL');
+      await up.close();
+    }
+  }, 30_000);
 });
