@@ -102,6 +102,15 @@ create table @s.revisions (
 insert into @s.revisions (revision, write_id) select revision, write_id from @s.head;
 `,
   },
+  {
+    version: 3,
+    name: 'ordered status reports',
+    sql: `
+-- Which process wrote a node's row, and its report number: a report that a cut-off connection
+-- delivers late (after a newer one from the same process) must not overwrite the newer one.
+alter table @s.nodes add column report_proc uuid, add column report_seq bigint not null default 0;
+`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -31,16 +31,25 @@ export interface StatusRecord {
   readonly epoch: string;
   readonly heartbeatMs: number;
   readonly report: ApplyReport;
+  /** A random id of the writing process, and its report number (rising with every report it makes). */
+  readonly proc: string;
+  readonly seq: number;
 }
 
-const UPSERT = (s: string): string => `insert into ${s}.nodes as n (node_id, environment, epoch, revision, snapshot_hash, failed_revision, failed_error, heartbeat_ms, last_seen)
-  values ($1, $2, $3::uuid, $4, $5, $6, $7, $8, now())
+/**
+ * Reports are ordered per process: a status write stuck on a connection that was cut off (the
+ * caller gave up on it, the database had not) can arrive after a newer one, and must then change
+ * nothing. A report from another process (the node restarted) always applies.
+ */
+const UPSERT = (s: string): string => `insert into ${s}.nodes as n (node_id, environment, epoch, revision, snapshot_hash, failed_revision, failed_error, heartbeat_ms, last_seen, report_proc, report_seq)
+  values ($1, $2, $3::uuid, $4, $5, $6, $7, $8, now(), $9::uuid, $10)
   on conflict (node_id) do update set environment = excluded.environment, epoch = excluded.epoch, revision = excluded.revision,
     snapshot_hash = excluded.snapshot_hash, failed_revision = excluded.failed_revision, failed_error = excluded.failed_error,
-    heartbeat_ms = excluded.heartbeat_ms, last_seen = now()`;
+    heartbeat_ms = excluded.heartbeat_ms, last_seen = now(), report_proc = excluded.report_proc, report_seq = excluded.report_seq
+  where n.report_proc is distinct from excluded.report_proc or n.report_seq < excluded.report_seq`;
 
 function upsertParams(r: StatusRecord): (string | number | null)[] {
-  return [r.nodeId, r.report.environment, r.epoch, r.report.revision, r.report.snapshotHash, r.report.failed?.revision ?? null, r.report.failed?.error ?? null, r.heartbeatMs];
+  return [r.nodeId, r.report.environment, r.epoch, r.report.revision, r.report.snapshotHash, r.report.failed?.revision ?? null, r.report.failed?.error ?? null, r.heartbeatMs, r.proc, r.seq];
 }
 
 export async function writeStatus(q: Q, s: string, r: StatusRecord): Promise<void> {
@@ -57,7 +66,7 @@ export async function heartbeat(q: Q, s: string, r: StatusRecord | null, channel
     r === null
       ? await q.unsafe(`select pg_notify($1, $2) as n, h.revision, h.epoch::text as epoch, h.write_id::text as write_id from (select 1) x left join ${s}.head h on true`, [channel, payload])
       : await q.unsafe(
-          `with up as (${UPSERT(s)} returning 1) select (select count(*) from up) as c, pg_notify($9, $10) as n, h.revision, h.epoch::text as epoch, h.write_id::text as write_id from (select 1) x left join ${s}.head h on true`,
+          `with up as (${UPSERT(s)} returning 1) select (select count(*) from up) as c, pg_notify($11, $12) as n, h.revision, h.epoch::text as epoch, h.write_id::text as write_id from (select 1) x left join ${s}.head h on true`,
           [...upsertParams(r), channel, payload],
         );
   const h = rows[0];

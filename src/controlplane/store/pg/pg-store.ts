@@ -42,7 +42,7 @@ import {
 import { DeadlineError, sleep, withDeadline } from './deadline.js';
 import { ChangeListener, heartbeatPayload } from './listener.js';
 import { migrate, quoteIdent } from './migrations.js';
-import { heartbeat, judge, nodeInfo, readNodes, writeStatus, type Self } from './node-status.js';
+import { heartbeat, judge, nodeInfo, readNodes, writeStatus, type Self, type StatusRecord } from './node-status.js';
 import { needsFullReload, readHead, readState, type Head, type StateCache } from './read-state.js';
 import { checkState, diff, encode, looksLikeStoreData, type CachedRow, type Diff, type Encoded } from './rows.js';
 import { readSnapshotCache, writeSnapshotCache } from './snapshot-cache.js';
@@ -115,6 +115,9 @@ export function isUnavailable(err: unknown): boolean {
 
 export class PgStore implements Store {
   readonly description: string;
+  /** This process's id in its status rows, and the number of its last report (see node-status.ts). */
+  readonly #proc = randomUUID();
+  #reportSeq = 0;
   readonly #opts: PgStoreOptions;
   readonly #log: Logger;
   readonly #sql: Sql;
@@ -537,10 +540,11 @@ export class PgStore implements Store {
     }
   }
 
-  #status(): { nodeId: string; epoch: string; heartbeatMs: number; report: ApplyReport } | null {
+  #status(): StatusRecord | null {
     const report = this.#report;
     if (report === null || this.#data.epoch === '') return null;
-    return { nodeId: this.#opts.nodeId, epoch: this.#data.epoch, heartbeatMs: this.#opts.heartbeatMs, report };
+    // Numbered when made: of two writes in flight, the later one made is the one that stands.
+    return { nodeId: this.#opts.nodeId, epoch: this.#data.epoch, heartbeatMs: this.#opts.heartbeatMs, report, proc: this.#proc, seq: ++this.#reportSeq };
   }
 
   async deploymentResults(environments: readonly string[], revision: number, own: { environment: string; success: boolean; message: string }): Promise<DeploymentResult[]> {
