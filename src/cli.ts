@@ -111,8 +111,8 @@ async function cmdStart(args: string[]): Promise<void> {
   exitOnFatalErrors(gw.log, exit);
   exitOnSignals(
     async (signal) => {
-      gw.log.info({ event: 'shutdown', signal, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down: draining requests in flight');
-      await gw.close(config.drainTimeoutMs);
+      gw.log.info({ event: 'shutdown', signal, drainTimeoutMs: gw.config.drainTimeoutMs }, 'shutting down: draining requests in flight');
+      await gw.close(gw.config.drainTimeoutMs);
     },
     exit,
     (err) => logShutdownFailure(gw.log, err),

@@ -72,10 +72,18 @@ export class ThreadedGateway {
   /** The control-plane thread's uncaught error, reported once the thread has exited. */
   private threadError: Error | null = null;
 
-  private constructor(
-    readonly config: GatewayConfig,
-    private readonly opts: ThreadedGatewayOptions,
-  ) {
+  /**
+   * The settings this thread uses. Without `projects`: the policies go to the control-plane thread,
+   * and a large list held here too would only be more heap for this thread's GC to mark.
+   */
+  readonly config: GatewayConfig;
+
+  /** Kept alone: the options also hold the full config, which this thread must not keep. */
+  private readonly onControlPlaneExit: ((err: Error) => void) | undefined;
+
+  private constructor(config: GatewayConfig, opts: ThreadedGatewayOptions) {
+    this.config = { ...config, projects: [] };
+    this.onControlPlaneExit = opts.onControlPlaneExit;
     this.dest = opts.logStream ?? stdoutDestination();
     this.log = createLogger({ level: config.log.level, stream: this.dest });
     this.metrics = new Metrics({ processMetrics: opts.processMetrics ?? true });
@@ -207,8 +215,8 @@ export class ThreadedGateway {
     if (this.stopping) return;
     this.stopping = true;
     this.log.fatal({ event: 'crash', kind: 'controlPlaneThread', err: err.stack ?? err.message }, 'the control-plane thread died');
-    if (this.opts.onControlPlaneExit !== undefined) {
-      this.opts.onControlPlaneExit(err);
+    if (this.onControlPlaneExit !== undefined) {
+      this.onControlPlaneExit(err);
       return;
     }
     // Nobody decides (an embedding without a handler): fail closed. With no control plane, IP
