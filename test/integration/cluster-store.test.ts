@@ -234,6 +234,33 @@ describe.runIf(hasPostgres)('cluster store against PostgreSQL', () => {
     expect(doc('from-pg.yaml')).toMatchObject({ environments: ['production', 'staging'], projects: [{ name: 'shop', ipGroups: [{ name: 'offices' }] }] });
   });
 
+  it('a write blocked by another write that holds the lock: 503 that says the store is busy, and the database is still up', async () => {
+    const schema = fresh();
+    const s = await open(schema, { writeTimeoutMs: 800 });
+    // Another node's transaction holds the head row's lock for longer than this write may wait.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((r) => (locked = r));
+    const holder = sql.begin(async (tx) => {
+      await tx.unsafe(`select revision from "${schema}".head for update`);
+      locked();
+      await held;
+    });
+    try {
+      await lockTaken;
+      const err = await s.update((d) => d.environments.push({ name: 'blocked', createdAt: 'now' })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect((err as Error).message).toMatch(/^the store is busy: another write held its lock for longer than \d+ ms/);
+      expect(s.status().databaseUp).toBe(true);
+      expect(s.data.revision).toBe(1);
+    } finally {
+      release();
+      await holder;
+    }
+    expect((await s.update((d) => d.environments.push({ name: 'after', createdAt: 'now' }))).data.revision).toBe(2);
+  });
+
   it('PostgreSQL out of reach: writes fail with StoreUnavailableError within the write timeout; the state stays', async () => {
     const schema = fresh();
     const u = new URL(PG_URL);

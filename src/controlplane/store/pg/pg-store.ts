@@ -100,6 +100,17 @@ export function redactUrl(url: string): string {
 }
 
 /** Errors that mean "the database cannot be reached or did not answer", not "the request is wrong". */
+/** How long a write may wait for the store's lock: most of its time budget, not all of it. */
+function lockBudget(ms: number): number {
+  return Math.max(1, Math.floor(ms * 0.8));
+}
+
+/** PostgreSQL's lock_timeout (55P03): the database answered, a lock was held too long. */
+function isLockTimeout(err: unknown): boolean {
+  const e = err as { name?: string; code?: unknown } | null;
+  return e?.name === 'PostgresError' && e.code === '55P03';
+}
+
 export function isUnavailable(err: unknown): boolean {
   if (err instanceof DeadlineError || err instanceof StoreUnavailableError) return true;
   const e = err as { name?: string; code?: unknown } | null;
@@ -366,6 +377,12 @@ export class PgStore implements Store {
         this.#markUp();
         return out;
       } catch (err) {
+        if (isLockTimeout(err)) {
+          // PostgreSQL answered: it is up, and another node's write held the store's lock for the
+          // whole time this one could wait. Say so, rather than that the database is away.
+          this.#markUp();
+          throw new StoreUnavailableError(`the store is busy: another write held its lock for longer than ${lockBudget(left)} ms (80% of what is left of store.postgres.writeTimeoutMs); nothing was written`, false, { cause: err });
+        }
         if (err instanceof StoreUnavailableError || isUnavailable(err)) {
           this.#markDown(err);
           throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError(`PostgreSQL is unavailable: ${(err as Error).message}`, false, { cause: err });
@@ -384,7 +401,9 @@ export class PgStore implements Store {
     const work = this.#sql.begin(async (tx) => {
       // A connection that came only after the deadline must not even take the head lock.
       if (state.abandoned) throw new DeadlineError('abandoned');
-      await tx.unsafe(`set local lock_timeout = ${ms}; set local statement_timeout = ${ms}; set local idle_in_transaction_session_timeout = ${ms + 1000}`);
+      // The lock wait gets most of the budget, not all of it: a lock held by another node's write
+      // then ends as PostgreSQL's lock timeout, reported as "busy", before this deadline fires.
+      await tx.unsafe(`set local lock_timeout = ${lockBudget(ms)}; set local statement_timeout = ${ms}; set local idle_in_transaction_session_timeout = ${ms + 1000}`);
       const [h] = await tx.unsafe(
         `update ${this.#s}.head set revision = revision + 1, write_id = gen_random_uuid(), updated_at = now() returning revision, epoch::text as epoch, write_id::text as write_id`,
       );
