@@ -365,7 +365,8 @@ export class Gateway {
       const state = this.state;
       const r = this.apply(state);
       const workers = this.workers;
-      if (r.ok && workers !== null && !workers.expiresItself) {
+      // Traffic servers only install compiled snapshots: an expiry recompile is sent like any other.
+      if (r.ok && workers !== null) {
         void workers.enforce(r.snapshot, state).then((o) => this.reportApplied(o.failed));
       }
     });

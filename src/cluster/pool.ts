@@ -86,8 +86,6 @@ export interface WorkerPoolOptions {
 }
 
 export class WorkerPool implements TrafficPlane {
-  /** The workers only install compiled snapshots: an expiry recompile is sent like any other. */
-  readonly expiresItself = false;
   /** The primary's own metrics about its workers; merged into /metrics (metrics.ts). */
   readonly registry = new Registry();
   private readonly members = new Map<number, Member>();

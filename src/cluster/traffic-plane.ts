@@ -30,9 +30,4 @@ export interface TrafficPlane {
   /** Every traffic server's registry (getMetricsAsJSON), for an aggregated scrape. */
   collect(): Promise<unknown[][]>;
   stop(drainTimeoutMs: number): Promise<void>;
-  /**
-   * True when the traffic servers recompile by themselves when an IP group entry expires (worker
-   * processes compile every state); false when they must be sent the recompiled snapshot.
-   */
-  readonly expiresItself: boolean;
 }

@@ -21,8 +21,6 @@ interface Waiter<T> {
 }
 
 export class ThreadLink implements TrafficPlane {
-  /** The traffic thread is sent every recompiled snapshot, expiry included. */
-  readonly expiresItself = false;
   /** Nothing of its own to report: the traffic thread's registry comes through collect(). */
   readonly registry = new Registry();
   private nextId = 0;
