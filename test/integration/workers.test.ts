@@ -209,7 +209,8 @@ projects:
     await logs.waitFor((l) => l.event === 'snapshot_installed' && l.worker === stopped[0] && l.revision === 2);
     // The workers installed the snapshot the primary compiled, not one of their own: the same
     // compile, to the microsecond (a worker that compiled would have timed its own).
-    const primaryInstall = logs.lines.find((l) => l.event === 'snapshot_installed' && l.worker === undefined && l.revision === 2)!;
+    // Each process batches its log writes, so the primary's line may arrive after the workers'.
+    const primaryInstall = await logs.waitFor((l) => l.event === 'snapshot_installed' && l.worker === undefined && l.revision === 2);
     const workerInstalls = logs.lines.filter((l) => l.event === 'snapshot_installed' && l.worker !== undefined && l.revision === 2);
     expect(workerInstalls).toHaveLength(2);
     for (const l of workerInstalls) expect((l.stats as { compileMs: number }).compileMs).toBe((primaryInstall.stats as { compileMs: number }).compileMs);
