@@ -402,7 +402,7 @@ async function row(family, size) {
     parseRate,
     rate,
     decisionRate,
-    flips: d4 === null ? null : d4.wire.keys.length,
+    flips: d4 === null ? null : d4.wire.flips,
     hotRate,
     refCapped: refPrefixes.length < size,
     checked,

@@ -39,11 +39,69 @@ for (let i = 0; i < 6; i++) {
   HEX[97 + i] = 10 + i;
 }
 
+/** 1 when d (a character code minus 48) is a decimal digit, else 0. Branch-free. */
+function digit(d: number): number {
+  return ((d | (9 - d)) >>> 31) ^ 1;
+}
+
+/** 1 when x is not 0, else 0. Branch-free. */
+function nonZero(x: number): number {
+  return (x | -x) >>> 31;
+}
+
 /**
  * Strict dotted-decimal IPv4 in s[start, end). Returns the address as a non-negative number
  * (0 .. 2^32-1), or -1.
+ *
+ * Octet by octet, but without a loop over characters: the next three characters are decoded at
+ * once, the octet's length comes from their digit flags, and every rule (a digit first, no leading
+ * zero, at most 255, a dot after) is folded into one error word tested at the end. Octet lengths
+ * of real addresses vary at random, so a per-character loop mispredicts its exit on most octets.
+ * Reads past `end` are never made: near the end (a short third and fourth octet, "10.0.0.1") the
+ * per-character loop of parseIPv4Loop takes over.
  */
 function parseIPv4Range(s: string, start: number, end: number): number {
+  if (end - start < 7 || end - start > 15) return -1; // "0.0.0.0" .. "255.255.255.255"
+  let i = start;
+  let value = 0;
+  let bad = 0;
+  for (let k = 0; k < 3; k++) {
+    if (i + 3 >= end) return parseIPv4Loop(s, start, end);
+    const d0 = s.charCodeAt(i) - 48;
+    const d1 = s.charCodeAt(i + 1) - 48;
+    const d2 = s.charCodeAt(i + 2) - 48;
+    const m1 = digit(d1); // a second digit
+    const m2 = m1 & digit(d2); // and a third
+    let v = d0 + m1 * (d0 * 9 + d1);
+    v += m2 * (v * 9 + d2);
+    const n = 1 + m1 + m2;
+    bad |= (digit(d0) ^ 1) | (m1 & (nonZero(d0) ^ 1)) | ((255 - v) >>> 31) | nonZero(s.charCodeAt(i + n) ^ CH_DOT);
+    // Not IPv4 after the first octet (an IPv6 address): stop early. Predictable per workload.
+    if (bad !== 0) return -1;
+    value = (value << 8) | v;
+    i += n + 1;
+  }
+  // The last octet: 1-3 characters, read back from the end (always in range: the text has 7+).
+  const r = end - i;
+  if (r < 1 || r > 3) return -1;
+  const e0 = s.charCodeAt(end - 1) - 48;
+  const e1 = s.charCodeAt(end - 2) - 48;
+  const e2 = s.charCodeAt(end - 3) - 48;
+  const g2 = (1 - r) >>> 31; // r >= 2
+  const g3 = (2 - r) >>> 31; // r == 3
+  const v = e0 + g2 * 10 * e1 + g3 * 100 * e2;
+  bad |=
+    (digit(e0) ^ 1) |
+    (g2 & (digit(e1) ^ 1)) |
+    (g3 & (digit(e2) ^ 1)) |
+    (g2 & (nonZero(s.charCodeAt(i) - 48) ^ 1)) |
+    ((255 - v) >>> 31);
+  if (bad !== 0) return -1;
+  return ((value << 8) | v) >>> 0;
+}
+
+/** parseIPv4Range, one character at a time: the same rules, for texts ending in short octets. */
+function parseIPv4Loop(s: string, start: number, end: number): number {
   let parts = 0; // dots seen
   let acc = 0; // value of the current part
   let digits = 0; // digits in the current part
@@ -255,31 +313,17 @@ export function isV4MappedWords(w: ArrayLike<number>): boolean {
  */
 export function parseClientIp(s: string, out: Uint32Array): IpFamily {
   const len = s.length;
-  // A dot within the first four characters means IPv4, a colon within the first five means IPv6
-  // (a group has at most four hex digits; "::" starts with one).
-  const probe = len < 5 ? len : 5;
-  let fam = 0;
-  for (let i = 0; i < probe; i++) {
-    const c = s.charCodeAt(i);
-    if (c === CH_DOT) {
-      fam = 4;
-      break;
-    }
-    if (c === CH_COLON) {
-      fam = 6;
-      break;
-    }
-  }
-  if (fam === 4) {
-    const v = parseIPv4Range(s, 0, len);
-    if (v < 0) return FAMILY_INVALID;
+  // IPv4 first: it gives up at the first octet of anything else, and no text is valid as both
+  // (IPv4 has no ':', IPv6 has at least one before any '.').
+  const v = parseIPv4Range(s, 0, len);
+  if (v >= 0) {
     out[0] = v;
     out[1] = 0;
     out[2] = 0;
     out[3] = 0;
     return FAMILY_V4;
   }
-  if (fam !== 6 || !parseIPv6Range(s, 0, len, out, true)) return FAMILY_INVALID;
+  if (!parseIPv6Range(s, 0, len, out, true)) return FAMILY_INVALID;
   if (out[0] === 0 && out[1] === 0 && out[2] === 0xffff) {
     out[0] = out[3]!;
     out[2] = 0;

@@ -4,6 +4,7 @@
  * blocks; small lists get none.
  */
 import { describe, expect, it } from 'vitest';
+import { buildDecisionIndex4 } from '../../src/policy/decision-index.js';
 import { IpTrie, IpTrieBuilder, rejects } from '../../src/policy/ip-trie.js';
 import { mulberry32 } from '../helpers/seeded.js';
 
@@ -63,8 +64,47 @@ describe('IPv4 decision index', () => {
     // Both answers occur, so the comparison means something.
     expect(rejected).toBeGreaterThan(1000);
     expect(passed).toBeGreaterThan(100);
-    // The allow list has fewer flips (16-bit blocks), the block list more (18-bit): both widths run.
-    expect(d.wire.bits).toBe(kind === 0 ? 16 : 18);
+    // Both lists have under 2^21 flips: the 16-bit width, whose 256 KB table stays in cache.
+    expect(d.wire.bits).toBe(16);
+  });
+
+  it('answers like a bisection of the interval starts at every width, with crowded blocks', () => {
+    // 200,000 intervals of random lengths, a random decision each, plus 5,000 one-address
+    // intervals in a row (one block far over the 63 keys of the branch-free search).
+    const rnd = mulberry32(21);
+    const cuts = new Set<number>();
+    while (cuts.size < 200_000) cuts.add(Math.floor(rnd() * 2 ** 32));
+    for (let k = 0; k < 5000; k++) cuts.add(0x7f000000 + k);
+    const starts = Uint32Array.from([0, ...cuts].sort((a, b) => a - b));
+    const n = starts.length;
+    const rej = Uint8Array.from(starts, () => (rnd() < 0.5 ? 1 : 0));
+    const want = (a: number) => {
+      let lo = 0;
+      let hi = n - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >>> 1;
+        if (starts[mid]! <= a) lo = mid;
+        else hi = mid - 1;
+      }
+      return rej[lo] === 1;
+    };
+    const probes: number[] = [0, 0xffffffff];
+    for (let i = 0; i < 100_000; i++) probes.push(Math.floor(rnd() * 2 ** 32));
+    for (let i = 0; i < 20_000; i++) {
+      const s = starts[Math.floor(rnd() * n)]!;
+      probes.push(s, Math.max(0, s - 1), Math.min(0xffffffff, s + 1));
+    }
+    for (let a = 0x7effff00; a < 0x7f001400; a++) probes.push(a);
+    const widths: number[] = [];
+    // 32 flips per block is the default (16 bits here); smaller targets pick wider indexes, up to 20.
+    for (const perBlock of [32, 1, 0.5, 0.25, 0.125, 0.001]) {
+      const d = buildDecisionIndex4(n, starts, (k) => rej[k] === 1, perBlock)!;
+      widths.push(d.wire.bits);
+      let bad = 0;
+      for (const a of probes) if (d.rejects(a) !== want(a)) bad++;
+      expect(bad).toBe(0);
+    }
+    expect(widths).toEqual([16, 17, 18, 19, 20, 20]);
   });
 
   it('survives the wire (shared arrays) and is absent for small lists and without a kind', () => {

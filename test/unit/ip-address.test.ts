@@ -102,6 +102,38 @@ describe('parseIPv4 / parseClientIp: IPv4', () => {
       expect(formatIp(4, out)).toBe(s);
     }
   });
+
+  it('agrees with net.isIP and a reference on every one-character edit of addresses with octets of every length', () => {
+    // The parser decodes three characters per octet at once and hands texts ending in short
+    // octets ("10.0.0.1") to a per-character loop: octets of one, two and three digits, at every
+    // position, and every edit of every character, cover both paths and their seam.
+    const ref = (s: string): number => {
+      if (!/^(0|[1-9][0-9]{0,2})(\.(0|[1-9][0-9]{0,2})){3}$/.test(s)) return -1;
+      const parts = s.split('.').map(Number);
+      if (parts.some((p) => p > 255)) return -1;
+      return parts.reduce((a, p) => a * 256 + p, 0);
+    };
+    const octet = (): string => String(pick([() => Math.floor(rnd() * 10), () => 10 + Math.floor(rnd() * 90), () => 100 + Math.floor(rnd() * 156)])());
+    const alphabet = [...'0123456789.:/ x%-+'].concat(['\u0660', '\u00ff', '\u0130']);
+    let valid = 0;
+    for (let i = 0; i < 250; i++) {
+      const base = `${octet()}.${octet()}.${octet()}.${octet()}`;
+      const texts = [base];
+      for (let p = 0; p <= base.length; p++) {
+        texts.push(base.slice(0, p), base.slice(0, p) + base.slice(p + 1));
+        for (const ch of alphabet) texts.push(base.slice(0, p) + ch + base.slice(p), base.slice(0, p) + ch + base.slice(p + 1));
+      }
+      for (const s of texts) {
+        const want = ref(s);
+        expect(want >= 0, `seed ${SEED}: ${JSON.stringify(s)}`).toBe(isIP(s) === 4);
+        expect(parseIPv4(s), `seed ${SEED}: ${JSON.stringify(s)}`).toBe(want);
+        const c = client(s);
+        expect(c, `seed ${SEED}: ${JSON.stringify(s)}`).toEqual(want >= 0 ? { family: 4, words: [want] } : { family: isIP(s) === 6 ? 6 : 0, words: c.words });
+        if (want >= 0) valid++;
+      }
+    }
+    expect(valid).toBeGreaterThan(1000);
+  });
 });
 
 describe('parseIPv6 / parseClientIp: IPv6', () => {
