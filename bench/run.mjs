@@ -3,8 +3,10 @@
  * ipgate's HTTP benchmark suite (issue 5): nine scenarios in one run, on one machine, so that the
  * targets can be ratios between them. Needs the compiled gateway (`npm run bench` builds first).
  *
- *   node bench/run.mjs            full run (~5 min): lists of 100,000 and 1,000,000 entries, 20 s per scenario
- *   node bench/run.mjs --quick    smoke run (< 90 s): lists of 10,000 and 100,000 entries, 3 s per scenario
+ *   node bench/run.mjs            full run (~16 min): lists of 100,000 and 1,000,000 entries, 20 s per scenario, 3 rounds
+ *   node bench/run.mjs --quick    smoke run (< 90 s): lists of 10,000 and 100,000 entries, 3 s per scenario, 1 round
+ *   node bench/run.mjs --rounds=N run every scenario N times in turn; the table and the targets take the
+ *       median over the rounds (this VM's neighbours move a single 20 s scenario by +-20%)
  *   node bench/run.mjs --only=2,3,7   a subset (targets whose scenarios did not run say n/a)
  *   node bench/run.mjs --keep     keep the temp dir (generated configs, gateway logs, store)
  *   BENCH_CPU_PROF=DIR node bench/run.mjs --only=2,3,7   write a --cpu-prof profile of the
@@ -23,7 +25,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuSeconds, rssMiB, spawnNode, stop, syscalls, waitForLine, waitForStartedLog } from './macro/processes.mjs';
 import { startReloadWriter } from './macro/reload-writer.mjs';
-import { evaluateTargets, markdown } from './macro/report.mjs';
+import { combineRounds, evaluateTargets, markdown } from './macro/report.mjs';
 import { gatewayConfigText, PATH, reloadBodies, scenarios, SIZES } from './macro/scenarios.mjs';
 import { machineInfo, pinningPlan, pinSelf } from './macro/system.mjs';
 
@@ -33,6 +35,9 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const keep = args.includes('--keep');
 const onlyArg = args.find((a) => a.startsWith('--only='));
+const roundsArg = args.find((a) => a.startsWith('--rounds='));
+const rounds = roundsArg === undefined ? (quick ? 1 : 3) : Number(roundsArg.slice('--rounds='.length));
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer, got ${roundsArg}`);
 const only = onlyArg === undefined ? null : new Set(onlyArg.slice('--only='.length).split(',').map(Number));
 const profDir = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : null;
 
@@ -44,6 +49,7 @@ const PARAMS = {
   durationSec: quick ? 3 : 20,
   path: PATH,
   sizes: quick ? SIZES.quick : SIZES.full,
+  rounds,
 };
 const STARTUP_TIMEOUT_MS = 300_000;
 
@@ -106,8 +112,8 @@ async function runLoad(port, scenario, onMeasure) {
   }
 }
 
-async function startIpgate(scenario, upstreamUrl) {
-  const dir = path.join(tmp, `s${scenario.id}`);
+async function startIpgate(scenario, upstreamUrl, round) {
+  const dir = path.join(tmp, `s${scenario.id}-r${round}`);
   mkdirSync(dir);
   const configFile = path.join(dir, 'gateway.yaml');
   const t0 = performance.now();
@@ -133,7 +139,7 @@ async function startIpgate(scenario, upstreamUrl) {
   return { child, port, adminPort, token, startupSec, configSec, stats: started.stats };
 }
 
-async function runScenario(s, upstream) {
+async function runScenario(s, upstream, round) {
   log(`\n[${s.id}] ${s.name}`);
   let target = null;
   let writer = null;
@@ -145,7 +151,7 @@ async function runScenario(s, upstream) {
     } else if (s.kind === 'baseline') {
       target = await startListening(plan.sut, 'baseline.mjs', [upstream.url, '0'], `s${s.id}-baseline`);
     } else {
-      target = await startIpgate(s, upstream.url);
+      target = await startIpgate(s, upstream.url, round);
       row.startupSec = target.startupSec;
       row.configWriteSec = target.configSec;
       row.compile = target.stats;
@@ -210,16 +216,20 @@ async function runScenario(s, upstream) {
 
 const upstream = await startListening(plan.upstream, 'upstream.mjs', ['0'], 'upstream');
 upstream.url = `http://127.0.0.1:${upstream.port}`;
-const rows = [];
+const rawRows = [];
 try {
-  for (const s of scenarios(PARAMS.sizes)) {
-    if (only !== null && !only.has(s.id)) continue;
-    rows.push(await runScenario(s, upstream));
+  for (let round = 1; round <= rounds; round++) {
+    if (rounds > 1) log(`\n=== round ${round} of ${rounds}`);
+    for (const s of scenarios(PARAMS.sizes)) {
+      if (only !== null && !only.has(s.id)) continue;
+      rawRows.push({ ...(await runScenario(s, upstream, round)), round });
+    }
   }
 } finally {
   await stop(upstream.child);
 }
 
+const rows = combineRounds(rawRows);
 const date = new Date().toISOString();
 const report = {
   mode: quick ? 'quick' : 'full',
@@ -229,6 +239,7 @@ const report = {
   params: PARAMS,
   loadAvg: { start: loadAvgStart, end: loadavg()[0].toFixed(2) },
   rows,
+  rawRows,
   targets: evaluateTargets(new Map(rows.map((r) => [r.id, r]))),
 };
 const resultsDir = path.join(here, 'results');

@@ -13,6 +13,70 @@ const suspect = (row) => row?.cpuPercent?.target !== null && row?.cpuPercent?.ta
 
 const num = (x, digits = 0) => (x === null || x === undefined || Number.isNaN(x) ? 'n/a' : x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
 
+const median = (xs) => {
+  const v = xs.filter((x) => x !== null && x !== undefined && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const m = v.length >> 1;
+  return v.length % 2 === 1 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const sum = (xs) => xs.reduce((a, x) => a + (x ?? 0), 0);
+
+/**
+ * One row per scenario from the rows of every round (`round` 1..R, scenarios in the same order each
+ * round). Rates, latencies and CPU are the median over the rounds (max latency: the maximum);
+ * errors, failures and responses are summed, so a failure in any round shows. A scenario that
+ * failed in any round is reported as failed. `rounds` keeps each round's req/s and p99.
+ */
+export function combineRounds(rawRows) {
+  const byId = new Map();
+  for (const r of rawRows) {
+    if (!byId.has(r.id)) byId.set(r.id, []);
+    byId.get(r.id).push(r);
+  }
+  return [...byId.values()].map((rs) => {
+    const first = rs[0];
+    const failed = rs.find((r) => r.error !== undefined);
+    if (failed !== undefined) return { ...failed, rounds: rs.map((r) => ({ round: r.round, error: r.error ?? null })) };
+    const loads = rs.map((r) => r.load);
+    const row = {
+      ...first,
+      startupSec: median(rs.map((r) => r.startupSec)),
+      rssMiB: median(rs.map((r) => r.rssMiB)),
+      cpuPercent: Object.fromEntries(Object.keys(first.cpuPercent).map((k) => [k, median(rs.map((r) => r.cpuPercent[k]))])),
+      perRequest: Object.fromEntries(Object.keys(first.perRequest).map((k) => [k, median(rs.map((r) => r.perRequest[k]))])),
+      load: {
+        ...first.load,
+        rps: median(loads.map((l) => l.rps)),
+        latencyMs: {
+          ...first.load.latencyMs,
+          p50: median(loads.map((l) => l.latencyMs.p50)),
+          p99: median(loads.map((l) => l.latencyMs.p99)),
+          max: Math.max(...loads.map((l) => l.latencyMs.max)),
+        },
+        errors: sum(loads.map((l) => l.errors)),
+        non2xx: sum(loads.map((l) => l.non2xx)),
+        failed: sum(loads.map((l) => l.failed)),
+        responses: sum(loads.map((l) => l.responses)),
+      },
+      rounds: rs.map((r) => ({ round: r.round, rps: r.load.rps, p99: r.load.latencyMs.p99, cpuUs: r.perRequest.cpuUs })),
+    };
+    if (first.reload !== undefined) {
+      const rl = rs.map((r) => r.reload);
+      row.reload = {
+        ...first.reload,
+        writes: sum(rl.map((x) => x.writes)),
+        failedWrites: sum(rl.map((x) => x.failedWrites)),
+        writeMs: {
+          min: Math.min(...rl.map((x) => x.writeMs?.min ?? Infinity)),
+          median: median(rl.map((x) => x.writeMs?.median)),
+          max: Math.max(...rl.map((x) => x.writeMs?.max ?? -Infinity)),
+        },
+      };
+    }
+    return row;
+  });
+}
+
 /** The targets, from the rows by scenario id. A target whose scenarios did not run is "n/a". */
 export function evaluateTargets(byId) {
   const ok = (id) => byId.get(id)?.load !== undefined;
@@ -52,11 +116,15 @@ export function markdown(report) {
   out.push(`- machine: ${machine.cpuModel}, ${machine.cpuCount} CPUs, ${machine.memoryGiB} GiB, ${machine.os}`);
   out.push(`- node ${machine.node}, commit ${machine.commit}${machine.dirty ? ' (with uncommitted changes)' : ''}`);
   out.push(`- load: autocannon, ${params.connections} connections, pipelining ${params.pipelining}, ${params.warmupSec} s warm-up then ${params.durationSec} s measured, GET ${params.path}`);
+  out.push(
+    `- rounds: ${params.rounds}${params.rounds > 1 ? ' (every scenario once per round, in order; the table and the targets use the median over the rounds, failures are summed)' : ''}`,
+  );
   out.push(`- pinning: ${pinning.note}`);
   out.push(`- 1-minute load average at start / end: ${report.loadAvg.start} / ${report.loadAvg.end} (anything else running makes every number noisy)`);
   out.push('');
-  out.push('| # | scenario | req/s | p50 ms | p99 ms | max ms | errors | non-2xx | failed | CPU % under test | CPU µs / req under test | CPU % upstream + load | start s |');
-  out.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const multi = params.rounds > 1;
+  out.push(`| # | scenario | req/s | p50 ms | p99 ms | max ms | errors | non-2xx | failed | CPU % under test | CPU µs / req under test | CPU % upstream + load | start s |${multi ? ' req/s, p99 ms per round |' : ''}`);
+  out.push(`|---|---|---|---|---|---|---|---|---|---|---|---|---|${multi ? '---|' : ''}`);
   for (const r of rows) {
     if (r.error !== undefined) {
       out.push(`| ${r.id} | ${r.name} | ERROR: ${r.error.split('\n')[0]} | | | | | | | | | | |`);
@@ -64,7 +132,7 @@ export function markdown(report) {
     }
     const l = r.load;
     out.push(
-      `| ${r.id}${suspect(r) ? ' †' : ''} | ${r.name} | ${num(l.rps)} | ${num(l.latencyMs.p50, 2)} | ${num(l.latencyMs.p99, 2)} | ${num(l.latencyMs.max, 2)} | ${num(l.errors)} | ${num(l.non2xx)} | ${num(l.failed)} | ${num(r.cpuPercent.target)} | ${num(r.perRequest.cpuUs)} | ${num((r.cpuPercent.upstream ?? 0) + r.cpuPercent.load)} | ${r.startupSec === null ? '' : num(r.startupSec, 1)} |`,
+      `| ${r.id}${suspect(r) ? ' †' : ''} | ${r.name} | ${num(l.rps)} | ${num(l.latencyMs.p50, 2)} | ${num(l.latencyMs.p99, 2)} | ${num(l.latencyMs.max, 2)} | ${num(l.errors)} | ${num(l.non2xx)} | ${num(l.failed)} | ${num(r.cpuPercent.target)} | ${num(r.perRequest.cpuUs)} | ${num((r.cpuPercent.upstream ?? 0) + r.cpuPercent.load)} | ${r.startupSec === null ? '' : num(r.startupSec, 1)} |${multi ? ` ${r.rounds.map((x) => `${num(x.rps)} / ${num(x.p99, 2)}`).join('; ')} |` : ''}`,
     );
   }
   out.push('');
