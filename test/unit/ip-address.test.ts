@@ -333,6 +333,46 @@ describe('parseIPv6 / parseClientIp: IPv6', () => {
     }
   });
 
+  it('agrees with net.isIP and a reference on every one-character edit of eight-group texts (the straight-line path)', () => {
+    // Texts of eight 1-4 digit groups and 36-39 characters take a path that reads groups 0-3
+    // forwards and 7-4 backwards and falls back to the general parser on anything else: each edit
+    // of each character must give the general parser's answer (validity as net.isIP, words by a
+    // split-based expansion).
+    const ref = (s: string): number[] | null => {
+      if (isIP(s) !== 6 || s.includes('%')) return null;
+      const [head, tail] = s.includes('::') ? s.split('::') : [s, null];
+      const hexes = (t: string): number[] => (t === '' ? [] : t.split(':').flatMap((x) => (x.includes('.') ? ((v) => [(v[0]! << 8) | v[1]!, (v[2]! << 8) | v[3]!])(x.split('.').map(Number)) : [parseInt(x, 16)])));
+      const h = hexes(head!);
+      const t = tail === null ? [] : hexes(tail);
+      return groupsToWords([...h, ...Array<number>(8 - h.length - t.length).fill(0), ...t]);
+    };
+    const group = (): string => {
+      let x = Math.floor(rnd() * 65536).toString(16);
+      if (rnd() < 0.5) x = x.padStart(4, '0');
+      return rnd() < 0.3 ? x.toUpperCase() : x;
+    };
+    const alphabet = [...':.%0123456789abcdefABCDEFgG /'].concat(['\u0660', '\u0130', '\u0141', '\u003a\u003a']);
+    const w = new Uint32Array(4);
+    let fast = 0;
+    for (let i = 0; i < 50; i++) {
+      const base = Array.from({ length: 8 }, group).join(':');
+      if (base.length >= 36) fast++;
+      const texts = [base];
+      for (let p = 0; p <= base.length; p++) {
+        texts.push(base.slice(0, p), base.slice(0, p) + base.slice(p + 1));
+        for (const ch of alphabet) texts.push(base.slice(0, p) + ch + base.slice(p), base.slice(0, p) + ch + base.slice(p + 1));
+      }
+      for (const s of texts) {
+        const want = ref(s);
+        w.fill(0xdeadbeef);
+        const ok = parseIPv6(s, w);
+        expect(ok, `seed ${SEED}: ${JSON.stringify(s)}`).toBe(want !== null);
+        expect(Array.from(w), `seed ${SEED}: ${JSON.stringify(s)}`).toEqual(want ?? [0xdeadbeef, 0xdeadbeef, 0xdeadbeef, 0xdeadbeef]);
+      }
+    }
+    expect(fast).toBeGreaterThan(25);
+  });
+
   it('agrees with net.isIP on validity for random one-character mutations', () => {
     const alphabet = ':.0123456789abcdefABCDEFg x/[]-+';
     let checked = 0;
