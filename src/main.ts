@@ -40,6 +40,7 @@ import { WorkerPool, workerCount } from './cluster/pool.js';
 import type { TrafficPlane } from './cluster/traffic-plane.js';
 import type { ThreadLink } from './threaded/link.js';
 import { recordInstall } from './observability/reload-events.js';
+import { collectStartupGarbage } from './observability/startup-gc.js';
 
 export interface GatewayOptions {
   readonly config: GatewayConfig;
@@ -164,7 +165,11 @@ export class Gateway {
         // Control-plane thread: the main thread enforces the snapshot, then opens the listener.
         gw.workers = opts.link;
         gw.trafficAddr = await opts.link.start(r.snapshot, gw.state);
+        // This thread's startup garbage (the config's copy, the first compile's temporaries), after
+        // the traffic thread has done its own collection and opened the listener.
+        collectStartupGarbage(gw.log, 'control-plane');
       } else if (config.workers === null) {
+        collectStartupGarbage(gw.log, 'traffic');
         gw.trafficAddr = await gw.dataPlane.listen(host, port);
       } else {
         // Primary of a cluster: the workers listen on the traffic port (node:cluster shares it).

@@ -14,6 +14,7 @@ import { parseListen, type GatewayConfig } from '../config/schema.js';
 import { exitOnFatalErrors, exitOnSignals, logShutdownFailure, type Exit } from '../lifecycle/process.js';
 import { Gateway } from '../main.js';
 import { recordInstall } from '../observability/reload-events.js';
+import { collectStartupGarbage } from '../observability/startup-gc.js';
 import { snapshotFromWire, type SnapshotWire } from '../policy/wire.js';
 import { isToWorker, type Applied, type FromWorker } from './protocol.js';
 
@@ -63,6 +64,7 @@ export function runWorker(exit: Exit): void {
     inForce = applied;
     const { host, port } = parseListen(c.listen)!;
     let address: AddressInfo;
+    collectStartupGarbage(g.log, 'traffic');
     try {
       address = await g.dataPlane.listen(host, port);
     } catch (err) {

@@ -23,6 +23,7 @@ import { dataPlaneFor } from '../dataplane/from-config.js';
 import { createLogger, stdoutDestination, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { recordInstall } from '../observability/reload-events.js';
+import { collectStartupGarbage } from '../observability/startup-gc.js';
 import type { Snapshot } from '../policy/snapshot.js';
 import { snapshotFromWire } from '../policy/wire.js';
 import type { ControlThreadData, FromControl, ToControl, WireAddress } from './protocol.js';
@@ -198,6 +199,7 @@ export class ThreadedGateway {
   /** Open the traffic listener (after the first snapshot is in force); the reason it could not, or null. */
   private async openListener(): Promise<string | null> {
     const { host, port } = parseListen(this.config.listen)!;
+    collectStartupGarbage(this.log, 'traffic');
     try {
       this.trafficAddr = await this.dataPlane.listen(host, port);
       return null;
