@@ -9,8 +9,16 @@
  *   operator has to be able to find.
  *
  * The line's fields are fixed, so every line has the same shape (README "Operating ipgate").
+ *
+ * The line is serialised here, by concatenation, and written straight to the logger's destination,
+ * byte for byte what `log.info(fields, msg)` would write (a test compares the two), except that a
+ * lone UTF-16 surrogate is escaped (pino writes it raw, which the file gets as U+FFFD). WHY: in a deny
+ * flood every request writes one, and pino's generic path (redaction checks, per-key type
+ * dispatch, its object walk) cost more than the rest of the rejection: bench scenario 8 measured
+ * 51 µs of CPU per denied request with lines through pino and 32 µs with the access log off.
  */
 import type { IncomingMessage } from 'node:http';
+import { pino, type DestinationStream } from 'pino';
 import { ResolvedIp, resolveDefault } from '../dataplane/client-ip.js';
 import type { Rejection } from '../dataplane/decide.js';
 import type { CompiledIpSource, CompiledPipeline, CompiledProxy } from '../policy/snapshot.js';
@@ -39,6 +47,33 @@ export interface AccessLogRequest {
 
 const NEVER_TRUSTED = (): boolean => false;
 
+/** JSON text of a string, or of null. */
+const str = (s: string | null | undefined): string => (s === null || s === undefined ? 'null' : JSON.stringify(s));
+
+/** The parts of a logger's line that pino keeps precomputed (pino.symbols is its documented hook). */
+interface PinoInternals {
+  readonly stream: DestinationStream;
+  /** `,"time":<epoch ms>` (or whatever the logger's timestamp option writes). */
+  readonly time: () => string;
+  /** The base fields and the child bindings: `,"pid":123` and so on. */
+  readonly chindings: string;
+}
+
+function internalsOf(log: Logger): PinoInternals {
+  const l = log as unknown as Record<symbol, unknown>;
+  return {
+    stream: l[pino.symbols.streamSym] as DestinationStream,
+    time: (l[pino.symbols.timeSym] as () => string).bind(log),
+    chindings: l[pino.symbols.chindingsSym] as string,
+  };
+}
+
+const MSG_ALLOWED = ',"msg":"request allowed"}\n';
+const MSG_ERROR = ',"msg":"gateway error"}\n';
+const MSG_DENIED = ',"msg":"request denied"}\n';
+const MSG_DRY_RUN = ',"msg":"request would have been denied (dry run)"}\n';
+const INFO = 30;
+
 export class AccessLog {
   /** Denied and dry-run-denied requests are logged. */
   readonly logsDenied: boolean;
@@ -48,6 +83,7 @@ export class AccessLog {
   readonly logsErrors: boolean;
   private readonly sampleRate: number;
   private readonly random: () => number;
+  private readonly pino: PinoInternals;
 
   constructor(
     private readonly log: Logger,
@@ -58,6 +94,7 @@ export class AccessLog {
     this.logsAllowed = opts.access === 'all' && opts.sampleRate > 0;
     this.sampleRate = opts.sampleRate;
     this.random = opts.random ?? Math.random;
+    this.pino = internalsOf(log);
   }
 
   /**
@@ -82,29 +119,47 @@ export class AccessLog {
     } else if (!this.logsErrors) {
       return;
     }
+    if (this.log.levelVal > INFO) return;
     const ip = decided !== null ? decided.ip : firstResolvedIp(ex, proxy, req, decision);
-    this.log.info(
-      {
-        event: 'access',
-        correlationId: ex.correlationId,
-        method: req.method,
-        path: ex.path,
-        endpoint: ex.relPath,
-        project: proxy.projectName,
-        proxy: proxy.name,
-        status,
-        durationMs: Math.round(seconds * 1e6) / 1e3,
-        clientIp: ip.family === 0 ? null : ip.display(),
-        ipSource: ip.label,
-        policy: decided?.policy.name ?? null,
-        matchedEntry: decided?.entry ?? null,
-        // A dry-run denial is named as one even when the request then failed upstream (decision error).
-        decision: rejection !== null ? 'denied' : decided !== null ? 'dry_run_denied' : decision,
-        faultCode: decided?.code ?? null,
-        dryRun: rejection === null && decided !== null,
-      },
-      decided === null ? (decision === 'allowed' ? 'request allowed' : 'gateway error') : rejection !== null ? 'request denied' : 'request would have been denied (dry run)',
-    );
+    const p = this.pino;
+    // The same keys, in the same order, as the object pino would be given (see the test).
+    const line =
+      '{"level":30' +
+      p.time() +
+      p.chindings +
+      ',"event":"access","correlationId":' +
+      str(ex.correlationId) +
+      ',"method":' +
+      str(req.method) +
+      ',"path":' +
+      str(ex.path) +
+      ',"endpoint":' +
+      str(ex.relPath) +
+      ',"project":' +
+      str(proxy.projectName) +
+      ',"proxy":' +
+      str(proxy.name) +
+      ',"status":' +
+      status +
+      ',"durationMs":' +
+      Math.round(seconds * 1e6) / 1e3 +
+      ',"clientIp":' +
+      (ip.family === 0 ? 'null' : str(ip.display())) +
+      ',"ipSource":' +
+      str(ip.label) +
+      ',"policy":' +
+      str(decided?.policy.name) +
+      ',"matchedEntry":' +
+      str(decided?.entry) +
+      // A dry-run denial is named as one even when the request then failed upstream (decision error).
+      ',"decision":' +
+      (rejection !== null ? '"denied"' : decided !== null ? '"dry_run_denied"' : str(decision)) +
+      ',"faultCode":' +
+      str(decided?.code) +
+      ',"dryRun":' +
+      (rejection === null && decided !== null) +
+      (decided === null ? (decision === 'allowed' ? MSG_ALLOWED : MSG_ERROR) : rejection !== null ? MSG_DENIED : MSG_DRY_RUN);
+    p.stream.write(line);
   }
 }
 
