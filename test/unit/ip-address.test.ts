@@ -18,6 +18,16 @@ const rnd = mulberry32(SEED);
 const u32 = (): number => Math.floor(rnd() * 4294967296) >>> 0;
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
 
+/** `base`, every prefix of it, and it with each character deleted, replaced or preceded by each of `alphabet`. */
+function oneCharEdits(base: string, alphabet: readonly string[]): string[] {
+  const texts = [base];
+  for (let p = 0; p <= base.length; p++) {
+    texts.push(base.slice(0, p), base.slice(0, p) + base.slice(p + 1));
+    for (const ch of alphabet) texts.push(base.slice(0, p) + ch + base.slice(p), base.slice(0, p) + ch + base.slice(p + 1));
+  }
+  return texts;
+}
+
 const out = new Uint32Array(4);
 function client(s: string): { family: number; words: number[] } {
   out.fill(0xdeadbeef);
@@ -118,12 +128,7 @@ describe('parseIPv4 / parseClientIp: IPv4', () => {
     let valid = 0;
     for (let i = 0; i < 250; i++) {
       const base = `${octet()}.${octet()}.${octet()}.${octet()}`;
-      const texts = [base];
-      for (let p = 0; p <= base.length; p++) {
-        texts.push(base.slice(0, p), base.slice(0, p) + base.slice(p + 1));
-        for (const ch of alphabet) texts.push(base.slice(0, p) + ch + base.slice(p), base.slice(0, p) + ch + base.slice(p + 1));
-      }
-      for (const s of texts) {
+      for (const s of oneCharEdits(base, alphabet)) {
         const want = ref(s);
         expect(want >= 0, `seed ${SEED}: ${JSON.stringify(s)}`).toBe(isIP(s) === 4);
         expect(parseIPv4(s), `seed ${SEED}: ${JSON.stringify(s)}`).toBe(want);
@@ -357,12 +362,7 @@ describe('parseIPv6 / parseClientIp: IPv6', () => {
     for (let i = 0; i < 50; i++) {
       const base = Array.from({ length: 8 }, group).join(':');
       if (base.length >= 36) fast++;
-      const texts = [base];
-      for (let p = 0; p <= base.length; p++) {
-        texts.push(base.slice(0, p), base.slice(0, p) + base.slice(p + 1));
-        for (const ch of alphabet) texts.push(base.slice(0, p) + ch + base.slice(p), base.slice(0, p) + ch + base.slice(p + 1));
-      }
-      for (const s of texts) {
+      for (const s of oneCharEdits(base, alphabet)) {
         const want = ref(s);
         w.fill(0xdeadbeef);
         const ok = parseIPv6(s, w);
