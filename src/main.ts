@@ -165,11 +165,8 @@ export class Gateway {
         // Control-plane thread: the main thread enforces the snapshot, then opens the listener.
         gw.workers = opts.link;
         gw.trafficAddr = await opts.link.start(r.snapshot, gw.state);
-        // This thread's startup garbage (the config's copy, the first compile's temporaries), after
-        // the traffic thread has done its own collection and opened the listener.
-        collectStartupGarbage(gw.log, 'control-plane');
       } else if (config.workers === null) {
-        collectStartupGarbage(gw.log, 'traffic');
+        collectStartupGarbage(gw.log);
         gw.trafficAddr = await gw.dataPlane.listen(host, port);
       } else {
         // Primary of a cluster: the workers listen on the traffic port (node:cluster shares it).

@@ -64,7 +64,7 @@ export function runWorker(exit: Exit): void {
     inForce = applied;
     const { host, port } = parseListen(c.listen)!;
     let address: AddressInfo;
-    collectStartupGarbage(g.log, 'traffic');
+    collectStartupGarbage(g.log);
     try {
       address = await g.dataPlane.listen(host, port);
     } catch (err) {

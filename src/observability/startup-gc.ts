@@ -1,7 +1,6 @@
 /**
- * One full garbage collection of the calling thread's heap at the end of startup: on the traffic
- * thread right before its listener opens, on the control-plane thread once the first snapshot is
- * enforced.
+ * One full garbage collection of the calling thread's heap at the end of startup, right before
+ * its traffic listener opens.
  *
  * WHY. Loading the config parses the whole YAML file on the thread that starts the gateway. For a
  * config with a 1,000,000-entry list that leaves ~1.3 GB of dead parse objects in the old
@@ -12,8 +11,10 @@
  *
  * Node exposes `gc()` only behind --expose-gc. Setting the flag at run time makes contexts created
  * afterwards carry a `gc` global, so one is created at once to take it, and the flag is cleared
- * again: no later context (a SCRIPT policy's, a worker's) gets it. Where this cannot be done, the
- * collection is skipped (V8 still collects later, as before).
+ * again. V8 flags are process-wide: a context created on another thread meanwhile would get `gc`
+ * too, so the function is taken (acquireGc) before the gateway starts any other thread, and kept.
+ * Under --freeze-flags-after-init, changing a flag aborts the process, so then nothing is
+ * collected (V8 still collects later, as before).
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -27,8 +28,19 @@ export interface StartupGc {
 
 let gc: (() => void) | null | undefined;
 
-function gcFunction(): (() => void) | null {
+const frozen = (): boolean =>
+  [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a === '--freeze-flags-after-init' || a === '--freeze_flags_after_init');
+
+/**
+ * Take V8's `gc` function (once; later calls return it). Call it while no other thread of the
+ * process can be creating contexts: before the control-plane thread starts.
+ */
+export function acquireGc(): (() => void) | null {
   if (gc === undefined) {
+    if (frozen()) {
+      gc = null;
+      return gc;
+    }
     try {
       setFlagsFromString('--expose-gc');
       const f: unknown = runInNewContext('gc');
@@ -42,18 +54,14 @@ function gcFunction(): (() => void) | null {
   return gc;
 }
 
-/**
- * Collect now and log what it took and freed (event `startup_gc`, with `thread`: the traffic thread
- * before its listener opens, or the control-plane thread once the first snapshot is enforced);
- * null when it could not run.
- */
-export function collectStartupGarbage(log: Logger, thread: 'traffic' | 'control-plane'): StartupGc | null {
-  const f = gcFunction();
+/** Collect now and log what it took and freed (event `startup_gc`); null when it could not run. */
+export function collectStartupGarbage(log: Logger): StartupGc | null {
+  const f = acquireGc();
   if (f === null) return null;
   const before = process.memoryUsage().heapUsed;
   const t0 = performance.now();
   f();
   const r = { ms: performance.now() - t0, heapUsedBefore: before, heapUsedAfter: process.memoryUsage().heapUsed };
-  log.info({ event: 'startup_gc', thread, ms: Math.round(r.ms), heapUsedBefore: r.heapUsedBefore, heapUsedAfter: r.heapUsedAfter }, 'collected startup garbage');
+  log.info({ event: 'startup_gc', ms: Math.round(r.ms), heapUsedBefore: r.heapUsedBefore, heapUsedAfter: r.heapUsedAfter }, 'collected startup garbage');
   return r;
 }

@@ -23,7 +23,7 @@ import { dataPlaneFor } from '../dataplane/from-config.js';
 import { createLogger, stdoutDestination, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { recordInstall } from '../observability/reload-events.js';
-import { collectStartupGarbage } from '../observability/startup-gc.js';
+import { acquireGc, collectStartupGarbage } from '../observability/startup-gc.js';
 import type { Snapshot } from '../policy/snapshot.js';
 import { snapshotFromWire } from '../policy/wire.js';
 import type { ControlThreadData, FromControl, ToControl, WireAddress } from './protocol.js';
@@ -89,6 +89,8 @@ export class ThreadedGateway {
     this.log = createLogger({ level: config.log.level, stream: this.dest });
     this.metrics = new Metrics({ processMetrics: opts.processMetrics ?? true });
     this.dataPlane = dataPlaneFor(config, this.log, this.metrics);
+    // Before the other thread exists: taking gc() sets a process-wide V8 flag for an instant.
+    acquireGc();
     const data: ControlThreadData = { config };
     this.worker = new Worker(controlEntry(), { workerData: data, name: 'ipgate-control-plane' });
     this.worker.on('message', (m: FromControl) => this.onMessage(m));
@@ -199,7 +201,7 @@ export class ThreadedGateway {
   /** Open the traffic listener (after the first snapshot is in force); the reason it could not, or null. */
   private async openListener(): Promise<string | null> {
     const { host, port } = parseListen(this.config.listen)!;
-    collectStartupGarbage(this.log, 'traffic');
+    collectStartupGarbage(this.log);
     try {
       this.trafficAddr = await this.dataPlane.listen(host, port);
       return null;
