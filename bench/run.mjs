@@ -11,6 +11,8 @@
  *   node bench/run.mjs --keep     keep the temp dir (generated configs, gateway logs, store)
  *   BENCH_CPU_PROF=DIR node bench/run.mjs --only=2,3,7   write a --cpu-prof profile of the
  *       process under test per scenario into DIR; summarise with bench/macro/profile-top.mjs
+ *   BENCH_SUT_NODE_ARGS="--trace-gc" node bench/run.mjs --only=9 --keep   extra node options for
+ *       the gateway only (its stdout, and so the trace, lands in the kept dir's gateway.log)
  *
  * Every scenario starts its process under test fresh (the upstream of scenarios 2-9 is shared),
  * waits until it listens, sends one request to check the expected status, then hands over to a
@@ -71,6 +73,9 @@ function cleanEnv(extra = {}) {
   return { ...env, ...extra };
 }
 
+/** BENCH_SUT_NODE_ARGS: node options for the gateway only (diagnostics such as --trace-gc), split on spaces. */
+const sutNodeArgs = (process.env.BENCH_SUT_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+
 function profArgs(name) {
   return profDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${name}.cpuprofile`];
 }
@@ -122,7 +127,7 @@ async function startIpgate(scenario, upstreamUrl, round) {
   const token = randomBytes(24).toString('hex');
   const logFile = path.join(dir, 'gateway.log');
   const t1 = performance.now();
-  const child = spawnNode(plan.sut, [...profArgs(`s${scenario.id}-ipgate`), path.join(repo, 'dist/cli.js'), 'start', '--config', configFile], {
+  const child = spawnNode(plan.sut, [...profArgs(`s${scenario.id}-ipgate`), ...sutNodeArgs, path.join(repo, 'dist/cli.js'), 'start', '--config', configFile], {
     env: cleanEnv(scenario.store === true ? { IPGATE_ADMIN_TOKEN: token } : {}),
     logFile,
   });

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { parseJsonConfig } from './json-config.js';
 import { gatewayConfigSchema, type GatewayConfig } from './schema.js';
 
 export interface ConfigIssue {
@@ -122,14 +123,7 @@ function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
 
 /** Parse and validate config text. Throws ConfigError naming every bad key. */
 export function parseConfigText(text: string, source: string, env: Env = {}): GatewayConfig {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      source,
-      doc.errors.map((e) => ({ path: '(yaml)', message: e.message.split('\n')[0] ?? e.message })),
-    );
-  }
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  const raw = parseJsonConfig(text) ?? parseYaml(text, source);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(source, [{ path: '', message: 'the document must be a mapping' }]);
   }
@@ -137,6 +131,18 @@ export function parseConfigText(text: string, source: string, env: Env = {}): Ga
   const parsed = gatewayConfigSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw new ConfigError(source, zodIssues(parsed.error, sources));
   return parsed.data;
+}
+
+/** The YAML loader: every text that is not a plain JSON object (see json-config.ts). */
+function parseYaml(text: string, source: string): unknown {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      source,
+      doc.errors.map((e) => ({ path: '(yaml)', message: e.message.split('\n')[0] ?? e.message })),
+    );
+  }
+  return doc.toJS({ maxAliasCount: 100 }) ?? {};
 }
 
 /** Load the config file named by `path` (or IPGATE_CONFIG), applying environment overrides. */

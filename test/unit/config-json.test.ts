@@ -1,0 +1,87 @@
+import { readFileSync } from 'node:fs';
+import { parseDocument, stringify } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { hasRepeatedKey, parseJsonConfig } from '../../src/config/json-config.js';
+import { ConfigError, parseConfigText } from '../../src/config/load.js';
+import { mulberry32, testSeed } from '../helpers/seeded.js';
+
+const sample = parseConfigText(readFileSync('config/gateway.yaml', 'utf8'), 'config/gateway.yaml');
+
+function issuesOf(text: string): string[] {
+  try {
+    parseConfigText(text, 't.yaml');
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`);
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config files written as JSON', () => {
+  it('load to the same config as the YAML form, comment lines and BOM included', () => {
+    const json = JSON.stringify(sample);
+    expect(parseJsonConfig(json)).toEqual(JSON.parse(json));
+    for (const text of [json, `# generated\n\n  # by a tool\n${json}\n`, `\ufeff${JSON.stringify(sample, null, 2)}`]) {
+      expect(parseConfigText(text, 'g.yaml')).toEqual(parseConfigText(stringify(sample), 'g.yaml'));
+    }
+  });
+
+  it('take the JSON path only for a plain JSON object; anything else goes to the YAML loader', () => {
+    expect(parseJsonConfig('{"listen": "127.0.0.1:1"}')).toEqual({ listen: '127.0.0.1:1' });
+    // Valid YAML that JSON.parse refuses: a trailing comment, flow style without quotes, a list root.
+    expect(parseJsonConfig('{"listen": "127.0.0.1:1"} # trailing\n')).toBeUndefined();
+    expect(parseJsonConfig('{ listen: 127.0.0.1:1 }')).toBeUndefined();
+    expect(parseJsonConfig('["a"]')).toBeUndefined();
+    expect(parseJsonConfig('listen: 127.0.0.1:1\n')).toBeUndefined();
+    expect(parseConfigText('{"listen": "127.0.0.1:1"} # trailing\n', 't.yaml').listen).toBe('127.0.0.1:1');
+    expect(parseConfigText('{ listen: 127.0.0.1:2 }', 't.yaml').listen).toBe('127.0.0.1:2');
+    expect(issuesOf('["a"]')).toEqual([': the document must be a mapping']);
+  });
+
+  it('refuse a repeated key as the YAML loader does, instead of keeping the last one', () => {
+    const yamlIssues = issuesOf('{"listen": "127.0.0.1:1", "listen": "127.0.0.1:2"}');
+    expect(yamlIssues.join('\n')).toMatch(/^\(yaml\): .*unique/i);
+    // Nested, and spelled differently: an escape names the same key.
+    const nested = '{"log": {"level": "info", "access": "off", "\\u006cevel": "debug"}}';
+    expect(parseJsonConfig(nested)).toBeUndefined();
+    expect(issuesOf(nested).join('\n')).toMatch(/unique/i);
+    // Equal keys in different objects are not repeated.
+    expect(parseJsonConfig('{"a": {"x": 1}, "b": {"x": 2}, "c": [{"x": 3}, {"x": 4}]}')).toEqual({ a: { x: 1 }, b: { x: 2 }, c: [{ x: 3 }, { x: 4 }] });
+  });
+
+  it('find repeated keys exactly: the scanner agrees with a reference on generated JSON', () => {
+    const rnd = mulberry32(testSeed('config-json.test.ts'));
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    // Keys and strings with quotes, backslashes and escapes, so string ends are found by parity.
+    const atoms = ['a', 'b', 'a\\', '"', 'b"', '\\"', 'é', '\u0000', 'x y', '{', ']', ','];
+    const text = (): string => pick(atoms) + (rnd() < 0.5 ? pick(atoms) : '');
+    const gen = (depth: number): string => {
+      const r = rnd();
+      if (depth > 3 || r < 0.3) return rnd() < 0.5 ? JSON.stringify(text()) : String(Math.floor(rnd() * 100));
+      if (r < 0.6) return `[${Array.from({ length: Math.floor(rnd() * 4) }, () => gen(depth + 1)).join(', ')}]`;
+      const members = Array.from({ length: Math.floor(rnd() * 4) }, () => {
+        const key = text();
+        // Sometimes the same key written with \u escapes.
+        const written = rnd() < 0.3 ? `"${[...key].map((ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}"` : JSON.stringify(key);
+        return `${written}: ${gen(depth + 1)}`;
+      });
+      return `{${members.join(', ')}}`;
+    };
+    // The reference is the YAML loader itself (the behaviour the JSON path must keep).
+    const reference = (v: string): boolean => {
+      const errors = parseDocument(v, { uniqueKeys: true }).errors;
+      expect(errors.filter((e) => e.code !== 'DUPLICATE_KEY'), v).toEqual([]);
+      return errors.length > 0;
+    };
+    let withRepeats = 0;
+    for (let i = 0; i < 3000; i++) {
+      const v = `{${Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => `${JSON.stringify(text())}: ${gen(0)}`).join(', ')}}`;
+      const expected = reference(v);
+      if (expected) withRepeats++;
+      expect(hasRepeatedKey(v, 0), v).toBe(expected);
+    }
+    // The generator made both kinds.
+    expect(withRepeats).toBeGreaterThan(100);
+    expect(withRepeats).toBeLessThan(2900);
+  });
+});
