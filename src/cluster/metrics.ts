@@ -26,9 +26,18 @@ const AGGREGATORS: Readonly<Record<string, Aggregator>> = {
   ipgate_policy_entries: 'max',
 };
 
-/** The primary's own series: Node's default process metrics, and its worker gauges. */
+/**
+ * The primary's own series: Node's default process metrics, its worker gauges, the store's gauges,
+ * and (with the control plane in a thread) that thread's heap.
+ */
 function isPrimaryOwn(name: string): boolean {
-  return name.startsWith('process_') || name.startsWith('nodejs_') || name.startsWith('ipgate_worker') || name.startsWith('ipgate_store_');
+  return (
+    name.startsWith('process_') ||
+    name.startsWith('nodejs_') ||
+    name.startsWith('ipgate_worker') ||
+    name.startsWith('ipgate_store_') ||
+    name.startsWith('ipgate_control_plane_')
+  );
 }
 
 /**

@@ -4,8 +4,9 @@
  * for the swap, exactly as it waits for worker processes with `workers: N` (the same TrafficPlane).
  */
 import type { AddressInfo } from 'node:net';
+import { getHeapStatistics } from 'node:v8';
 import type { MessagePort } from 'node:worker_threads';
-import { Registry } from 'prom-client';
+import { Gauge, Registry } from 'prom-client';
 import type { PoolOutcome, TrafficPlane } from '../cluster/traffic-plane.js';
 import type { PolicyState } from '../policy/model.js';
 import type { Snapshot } from '../policy/snapshot.js';
@@ -21,7 +22,11 @@ interface Waiter<T> {
 }
 
 export class ThreadLink implements TrafficPlane {
-  /** Nothing of its own to report: the traffic thread's registry comes through collect(). */
+  /**
+   * This thread's own V8 heap; the traffic thread's registry comes through collect(). Node's
+   * `nodejs_*` series describe the main thread's heap only, and with large lists this thread's
+   * (the store and the compiles) is the larger one.
+   */
   readonly registry = new Registry();
   private nextId = 0;
   private readonly installs = new Map<number, Waiter<Extract<ToControl, { type: 'installed' }>>>();
@@ -33,6 +38,19 @@ export class ThreadLink implements TrafficPlane {
 
   constructor(private readonly port: MessagePort) {
     port.on('message', (m: ToControl) => this.onMessage(m));
+    const heap = (name: string, help: string, read: (h: ReturnType<typeof getHeapStatistics>) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        // Read when scraped; getHeapStatistics() describes the calling thread's isolate.
+        collect() {
+          this.set(read(getHeapStatistics()));
+        },
+      });
+    };
+    heap('ipgate_control_plane_heap_used_bytes', "Bytes of the control-plane thread's V8 heap in use", (h) => h.used_heap_size);
+    heap('ipgate_control_plane_heap_total_bytes', "Bytes the control-plane thread's V8 heap has reserved", (h) => h.total_heap_size);
   }
 
   send(m: FromControl): void {
