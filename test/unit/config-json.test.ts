@@ -49,7 +49,7 @@ describe('config files written as JSON', () => {
     expect(parseJsonConfig('{"a": {"x": 1}, "b": {"x": 2}, "c": [{"x": 3}, {"x": 4}]}')).toEqual({ a: { x: 1 }, b: { x: 2 }, c: [{ x: 3 }, { x: 4 }] });
   });
 
-  it('find repeated keys exactly: the scanner agrees with a reference on generated JSON', () => {
+  it('find repeated keys exactly and give the YAML loader\'s value: checked against it on generated JSON', () => {
     const rnd = mulberry32(testSeed('config-json.test.ts'));
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     // Keys and strings with quotes, backslashes and escapes, so string ends are found by parity.
@@ -57,7 +57,7 @@ describe('config files written as JSON', () => {
     const text = (): string => pick(atoms) + (rnd() < 0.5 ? pick(atoms) : '');
     const gen = (depth: number): string => {
       const r = rnd();
-      if (depth > 3 || r < 0.3) return rnd() < 0.5 ? JSON.stringify(text()) : String(Math.floor(rnd() * 100));
+      if (depth > 3 || r < 0.3) return rnd() < 0.5 ? JSON.stringify(text()) : pick(['0', '-0', '17', '-1.5', '1e3', '1E-2', '1e400', '123456789012345678901234567890', 'true', 'false', 'null']);
       if (r < 0.6) return `[${Array.from({ length: Math.floor(rnd() * 4) }, () => gen(depth + 1)).join(', ')}]`;
       const members = Array.from({ length: Math.floor(rnd() * 4) }, () => {
         const key = text();
@@ -79,6 +79,8 @@ describe('config files written as JSON', () => {
       const expected = reference(v);
       if (expected) withRepeats++;
       expect(hasRepeatedKey(v, 0), v).toBe(expected);
+      // And where the JSON path is taken, its value is the YAML loader's.
+      if (!expected) expect(parseJsonConfig(v), v).toStrictEqual(parseDocument(v).toJS());
     }
     // The generator made both kinds.
     expect(withRepeats).toBeGreaterThan(100);
