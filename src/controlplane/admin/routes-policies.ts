@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import { policyBindingSchema } from '../../config/schema.js';
 import type { PolicyBinding, TargetPipeline } from '../../policy/model.js';
+import { cloneDraft } from '../store/blobs.js';
 import type { ProxyRecord, StoreData } from '../store/state.js';
 import { AdminError } from './errors.js';
 import type { Route } from './router.js';
@@ -88,7 +89,9 @@ export function deployTo(d: StoreData, r: ProxyRecord, envs: readonly string[], 
   if (envs.length === 0) return;
   // One copy serves every environment deployed in this write, and its history entries: the store
   // never mutates a committed object, so sharing is safe (and a 100,000-entry list is cloned once).
-  const proxy = structuredClone(r.draft);
+  // cloneDraft copies objects and arrays and shares the strings, which are immutable anyway:
+  // structuredClone copied every string too, ~10 ms of a 100,000-entry write.
+  const proxy = cloneDraft(r.draft);
   for (const env of envs) {
     const dep = { revision: d.revision + 1, deployedAt: at, deployedBy: actor, proxy };
     r.deployments[env] = dep;
