@@ -7,7 +7,8 @@
  * (after leading `#` comment lines) is parsed with JSON.parse. The result must be what the YAML
  * loader gives, errors included: JSON.parse keeps the last of two equal keys where the loader
  * (uniqueKeys) refuses the file, so a text with a repeated key, like any text JSON.parse refuses,
- * goes to the YAML loader, which reports it as before.
+ * goes to the YAML loader, which reports it as before. So does a text with a bare carriage return,
+ * which the two read differently (see hasBareCr).
  */
 
 /**
@@ -16,7 +17,7 @@
  */
 export function parseJsonConfig(text: string): Record<string, unknown> | undefined {
   const start = jsonStart(text);
-  if (start < 0) return undefined;
+  if (start < 0 || hasBareCr(text)) return undefined;
   let value: unknown;
   try {
     value = JSON.parse(text.slice(start));
@@ -38,6 +39,18 @@ function jsonStart(text: string): number {
     i = nl + 1;
   }
   return text.charCodeAt(i) === 0x7b /* { */ ? i : -1;
+}
+
+/**
+ * A carriage return not followed by a line feed: JSON.parse skips it as whitespace, where the YAML
+ * loader keeps it as text (in a key or a scalar) or refuses the file, so such a text takes the
+ * YAML loader. CRLF line ends are whitespace to both.
+ */
+function hasBareCr(text: string): boolean {
+  for (let i = text.indexOf('\r'); i >= 0; i = text.indexOf('\r', i + 1)) {
+    if (text.charCodeAt(i + 1) !== 0x0a) return true;
+  }
+  return false;
 }
 
 function isSpace(c: number): boolean {

@@ -133,8 +133,8 @@ describe('control plane in its own thread', () => {
         body: JSON.stringify({ operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST', deploy: true }, policy: { type: 'policy-white-ip', ipList } }),
       });
       expect(r.status).toBe(200);
-      // The store alone keeps two copies (draft and deployment) of 200,000 strings, over 20 MB,
-      // whatever the collector has reclaimed meanwhile; 5 MB is the margin asked for.
+      // The store keeps the 200,000 strings and two arrays of them (draft and deployed copy),
+      // well over 5 MB whatever the collector has reclaimed meanwhile (measured: ~36 MB more).
       expect(await gauge('ipgate_control_plane_heap_used_bytes')).toBeGreaterThan(used + 5 * 1024 * 1024);
     } finally {
       await gw.close();

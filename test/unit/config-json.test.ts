@@ -38,6 +38,15 @@ describe('config files written as JSON', () => {
     expect(issuesOf('["a"]')).toEqual([': the document must be a mapping']);
   });
 
+  it('leave a text with a bare carriage return to the YAML loader, which keeps it as text', () => {
+    // JSON.parse would skip the \r as whitespace and load "127.0.0.1:8080".
+    const text = '{"listen":\r"127.0.0.1:8080"}';
+    expect(parseJsonConfig(text)).toBeUndefined();
+    expect(issuesOf(text).join('\n')).toMatch(/^listen: .*\\r/);
+    // CRLF line ends are whitespace to both: the JSON path is taken.
+    expect(parseJsonConfig('{"listen":\r\n"127.0.0.1:8080"}\r\n')).toEqual({ listen: '127.0.0.1:8080' });
+  });
+
   it('refuse a repeated key as the YAML loader does, instead of keeping the last one', () => {
     const yamlIssues = issuesOf('{"listen": "127.0.0.1:1", "listen": "127.0.0.1:2"}');
     expect(yamlIssues.join('\n')).toMatch(/^\(yaml\): .*unique/i);
@@ -53,19 +62,21 @@ describe('config files written as JSON', () => {
     const rnd = mulberry32(testSeed('config-json.test.ts'));
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     // Keys and strings with quotes, backslashes and escapes, so string ends are found by parity.
-    const atoms = ['a', 'b', 'a\\', '"', 'b"', '\\"', 'é', '\u0000', 'x y', '{', ']', ','];
+    const atoms = ['a', 'b', 'a\\', '"', 'b"', '\\"', 'é', '\u0000', 'x y', '{', ']', ',', '\r', '\r\n'];
     const text = (): string => pick(atoms) + (rnd() < 0.5 ? pick(atoms) : '');
+    // Whitespace both readers treat alike between tokens, CRLF included (a bare CR is the test above).
+    const sep = (): string => pick([', ', ',', ',\r\n', ',\n\t', ' ,\r\n  ']);
     const gen = (depth: number): string => {
       const r = rnd();
       if (depth > 3 || r < 0.3) return rnd() < 0.5 ? JSON.stringify(text()) : pick(['0', '-0', '17', '-1.5', '1e3', '1E-2', '1e400', '123456789012345678901234567890', 'true', 'false', 'null']);
-      if (r < 0.6) return `[${Array.from({ length: Math.floor(rnd() * 4) }, () => gen(depth + 1)).join(', ')}]`;
+      if (r < 0.6) return `[${Array.from({ length: Math.floor(rnd() * 4) }, () => gen(depth + 1)).join(sep())}]`;
       const members = Array.from({ length: Math.floor(rnd() * 4) }, () => {
         const key = text();
         // Sometimes the same key written with \u escapes.
         const written = rnd() < 0.3 ? `"${[...key].map((ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')}"` : JSON.stringify(key);
         return `${written}: ${gen(depth + 1)}`;
       });
-      return `{${members.join(', ')}}`;
+      return `{${members.join(sep())}}`;
     };
     // The reference is the YAML loader itself (the behaviour the JSON path must keep).
     const reference = (v: string): boolean => {
@@ -75,7 +86,7 @@ describe('config files written as JSON', () => {
     };
     let withRepeats = 0;
     for (let i = 0; i < 3000; i++) {
-      const v = `{${Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => `${JSON.stringify(text())}: ${gen(0)}`).join(', ')}}`;
+      const v = `{${Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => `${JSON.stringify(text())}: ${gen(0)}`).join(sep())}}`;
       const expected = reference(v);
       if (expected) withRepeats++;
       expect(hasRepeatedKey(v, 0), v).toBe(expected);
