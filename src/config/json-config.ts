@@ -12,8 +12,9 @@
  */
 
 /**
- * The value of `text` when it is a JSON object with no repeated key, after optional leading
- * comment lines and blank lines; undefined when the YAML loader must parse it.
+ * The value of `text` when it is a JSON object (after optional leading comment lines and blank
+ * lines) with no repeated key, no escape in a key and no bare carriage return; undefined when the
+ * YAML loader must parse it.
  */
 export function parseJsonConfig(text: string): Record<string, unknown> | undefined {
   const start = jsonStart(text);
