@@ -67,6 +67,7 @@ export const ENV_OVERRIDES = {
   IPGATE_WORKERS: 'workers',
   IPGATE_CONTROL_PLANE: 'controlPlane',
   IPGATE_CONTROL_PLANE_NICE: 'controlPlaneNice',
+  IPGATE_CONTROL_PLANE_PACING: 'controlPlanePacing',
   IPGATE_ADMIN_LISTEN: 'admin.listen',
   IPGATE_STORE: 'store.file',
 } as const;
@@ -75,6 +76,9 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 /** Overrides whose key holds a number. */
 const NUMERIC_ENV_KEYS: ReadonlySet<string> = new Set(['drainTimeoutMs', 'log.sampleRate', 'workers', 'controlPlaneNice']);
+
+/** Overrides whose key holds a boolean: "true" or "false"; anything else is reported by the schema. */
+const BOOLEAN_ENV_KEYS: ReadonlySet<string> = new Set(['controlPlanePacing']);
 
 function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
   const sources = new Map<string, string>();
@@ -102,6 +106,9 @@ function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
       const pg = /^postgres(ql)?:\/\//i.test(v);
       setPath(pg ? 'store.postgres.url' : 'store.file', v, name);
       setPath(pg ? 'store.file' : 'store.postgres', null, name);
+    } else if (BOOLEAN_ENV_KEYS.has(key)) {
+      const t = v.trim();
+      setPath(key, t === 'true' ? true : t === 'false' ? false : v, name);
     } else if (NUMERIC_ENV_KEYS.has(key)) {
       // A number-looking value becomes a number, so the schema checks its range; anything else
       // stays a string and is reported as not a number, naming the variable.

@@ -12,6 +12,7 @@ import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
 import { endpointPatternError } from '../policy/endpoint-pattern.js';
 import { parseIpEntry, scanIpEntry } from '../policy/ip-entry.js';
+import { pace } from '../policy/pace.js';
 import {
   ENDPOINT_METHODS,
   IP_CONTEXT_VALUES,
@@ -36,6 +37,7 @@ const scanScratch = new Uint32Array(4);
  * anything else, and every error, goes through parseIpEntry.
  */
 export const ipEntrySchema = z.string().superRefine((text, ctx) => {
+  pace();
   if (scanIpEntry(text, scanScratch) >= 0) return;
   const r = parseIpEntry(text);
   if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error });
@@ -326,6 +328,12 @@ export const gatewayConfigSchema = z.strictObject({
    * traffic thread when both want it. 0: equal shares.
    */
   controlPlaneNice: z.number().int().min(0).max(19).default(10),
+  /**
+   * Linux: the control-plane thread does long work (a large write) in slices of 0.25 ms and,
+   * after each, gives the CPU back for 1 ms if the traffic thread is waiting for it
+   * (src/threaded/pacer.ts). false: only the nice value applies.
+   */
+  controlPlanePacing: z.boolean().default(true),
   /**
    * Worker processes sharing the traffic port (node:cluster): a count, or "auto" for one per
    * available CPU. null: one process serves traffic and the admin API (no cluster).

@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { RouteTable } from '../dataplane/route-table.js';
 import { compileEndpointPattern } from './endpoint-pattern.js';
 import { IpTrieBuilder } from './ip-trie.js';
+import { pace } from './pace.js';
 import type { ApiProxyDef, IpGroupDef, PolicyBinding, PolicyState, ProjectDef, TargetPipeline, TargetVariableForIP } from './model.js';
 import { compileScriptSource } from './script-source.js';
 import {
@@ -123,6 +124,7 @@ function compilePolicy(b: PolicyBinding, c: PolicyCompileContext): CompiledPolic
   const ipList = p.ipList ?? [];
   for (let i = 0; i < ipList.length; i++) {
     const text = ipList[i]!;
+    pace();
     addEntry(text, ownAction, text, `${c.path}.policy.ipList[${i}]`);
   }
   const groups = p.ipGroupIdList ?? [];
@@ -135,6 +137,7 @@ function compilePolicy(b: PolicyBinding, c: PolicyCompileContext): CompiledPolic
     }
     for (let e = 0; e < group.entries.length; e++) {
       const entry = group.entries[e]!;
+      pace();
       if (entry.expiresAt !== undefined) {
         const at = Date.parse(entry.expiresAt);
         if (at <= c.now) continue;

@@ -22,6 +22,8 @@
  * bisection instead. Built only for lists of at least 2^16 intervals: a smaller trie stays in cache
  * by itself, and the index would only cost memory.
  */
+import { pace } from './pace.js';
+
 export const MIN_INTERVALS = 1 << 16;
 
 /** Slots the branch-free search covers (32 + 16 + 8 + 4 + 2 + 1); `keys` is padded by one more. */
@@ -114,6 +116,7 @@ export function buildDecisionIndex4(
   let count = 0;
   let cur = first === 1;
   for (let k = 1; k < n; k++) {
+    if ((k & 15) === 0) pace();
     const r = rejects(k);
     if (r !== cur) {
       flips[count++] = starts[k]!;
@@ -127,6 +130,7 @@ export function buildDecisionIndex4(
   const keys = new Uint16Array(new SharedArrayBuffer(2 * (count + SEARCH_SLOTS + 1)));
   // idx[h] = the number of flips in blocks below h: count per block, then prefix sums.
   for (let j = 0; j < count; j++) {
+    if ((j & 15) === 0) pace();
     const f = flips[j]!;
     const slot = (f >>> shift) + 1;
     idx[slot] = idx[slot]! + 1;

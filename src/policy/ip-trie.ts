@@ -67,6 +67,7 @@
 
 import { buildDecisionIndex4, DecisionIndex4, type DecisionIndexWire } from './decision-index.js';
 import { parseIpEntry, scanIpEntry, type CidrPrefix } from './ip-entry.js';
+import { pace } from './pace.js';
 
 export const NO_ENTRY = -1;
 
@@ -370,7 +371,10 @@ function sortPrefixes(store: PrefixStore): SortedPrefixes {
     const shift = passes[q + 1]!;
     const mask = passes[q + 2]!;
     count.fill(0);
-    for (let i = 0; i < n; i++) count[(src[i * r + field]! >>> shift) & mask]!++;
+    for (let i = 0; i < n; i++) {
+      count[(src[i * r + field]! >>> shift) & mask]!++;
+      if ((i & 15) === 0) pace();
+    }
     if (n === 0 || count[(src[field]! >>> shift) & mask] === n) continue; // one digit value: nothing to do
     let sum = 0;
     for (let v = 0; v <= mask; v++) {
@@ -379,6 +383,7 @@ function sortPrefixes(store: PrefixStore): SortedPrefixes {
       sum += c;
     }
     for (let i = 0; i < n; i++) {
+      if ((i & 15) === 0) pace();
       const o = i * r;
       const at = count[(src[o + field]! >>> shift) & mask]!++ * r;
       for (let k = 0; k < r; k++) dst[at + k] = src[o + k]!;
@@ -508,6 +513,7 @@ class Sweep {
     const bits = this.bits;
     const { rec, stEnd, stIdx, stAllow, stAllowLen, stDeny, stDenyLen } = this;
     for (let i = 0; i < this.n; i++) {
+      pace();
       const si = i * r; // address words at rec[si .. si + w)
       while (this.sp > 0 && compareAt(stEnd, (this.sp - 1) * w, rec, si, w) < 0) this.pop();
       const la = rec[si + w]!;
@@ -555,6 +561,7 @@ function sweep(w: number, sorted: SortedPrefixes): Intervals {
   const starts = sw.starts;
   const tz = new Uint8Array(nb);
   for (let j = 0; j < nb; j++) {
+    if ((j & 15) === 0) pace();
     let z = 0;
     for (let k = w - 1; k >= 0; k--) {
       const x = starts[j * w + k]!;
@@ -686,6 +693,7 @@ class FamilyTrieBuilder {
     let cur = 0; // the interval containing slot c's first address
     let k = 1;
     while (k < last) {
+      pace();
       const ck = this.chunk(k, l, d);
       if (c < ck) dir.fill(~this.leaf(cur), c, ck);
       let lo = cur;

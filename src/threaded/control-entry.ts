@@ -4,18 +4,22 @@
  * thread via a ThreadLink. It ends when the main thread asks it to close, after the admin API has
  * drained and the store has closed.
  */
-import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Gateway } from '../main.js';
+import { setPacer } from '../policy/pace.js';
 import { ThreadLink } from './link.js';
+import { createPacer, linuxProbe, ownTaskId } from './pacer.js';
 import type { ControlThreadData, ToControl } from './protocol.js';
 
 const port = parentPort!;
-const { config } = workerData as ControlThreadData;
+const { config, trafficTid } = workerData as ControlThreadData;
 const link = new ThreadLink(port);
 let gateway: Gateway | null = null;
 const niceness = lowerPriority(config.controlPlaneNice);
+// Long work (a large write) gives the CPU back whenever the traffic thread waits for it: pacer.ts.
+const probe = config.controlPlanePacing && trafficTid !== null ? linuxProbe(trafficTid) : null;
+if (probe !== null) setPacer(createPacer(probe));
 
 port.on('message', (m: ToControl) => {
   if (m.type !== 'close') return;
@@ -26,6 +30,8 @@ port.on('message', (m: ToControl) => {
     } catch (err) {
       error = err instanceof Error ? err.message : String(err);
     } finally {
+      setPacer(null);
+      probe?.close();
       link.send({ type: 'closed', error });
       // Nothing else may keep this thread alive once the gateway is closed.
       port.close();
@@ -36,7 +42,10 @@ port.on('message', (m: ToControl) => {
 Gateway.start({ config, link, logStream: link.logStream, processMetrics: false }).then(
   (gw) => {
     gateway = gw;
-    if (niceness !== null) gw.log.info({ event: 'control_plane_thread', nice: niceness.nice, tid: niceness.tid }, niceness.error ?? 'control-plane thread started');
+    gw.log.info(
+      { event: 'control_plane_thread', nice: niceness?.nice ?? 0, tid: niceness?.tid ?? ownTaskId(), pacing: probe !== null },
+      niceness?.error ?? 'control-plane thread started',
+    );
     const a = gw.adminAddress;
     link.send({ type: 'ready', admin: { address: a.address, port: a.port, family: a.family } });
   },
@@ -52,7 +61,8 @@ Gateway.start({ config, link, logStream: link.logStream, processMetrics: false }
 function lowerPriority(nice: number): { nice: number; tid: number; error: string | null } | null {
   if (process.platform !== 'linux' || nice === 0) return null;
   try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    const tid = ownTaskId();
+    if (tid === null) throw new Error('/proc/thread-self is not readable');
     setPriority(tid, nice);
     return { nice, tid, error: null };
   } catch (err) {

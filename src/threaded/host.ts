@@ -26,6 +26,7 @@ import { recordInstall } from '../observability/reload-events.js';
 import { acquireGc, collectStartupGarbage } from '../observability/startup-gc.js';
 import type { Snapshot } from '../policy/snapshot.js';
 import { snapshotFromWire } from '../policy/wire.js';
+import { ownTaskId } from './pacer.js';
 import type { ControlThreadData, FromControl, ToControl, WireAddress } from './protocol.js';
 
 export interface ThreadedGatewayOptions {
@@ -91,7 +92,7 @@ export class ThreadedGateway {
     this.dataPlane = dataPlaneFor(config, this.log, this.metrics);
     // Before the other thread exists: taking gc() sets a process-wide V8 flag for an instant.
     acquireGc();
-    const data: ControlThreadData = { config };
+    const data: ControlThreadData = { config, trafficTid: ownTaskId() };
     this.worker = new Worker(controlEntry(), { workerData: data, name: 'ipgate-control-plane' });
     this.worker.on('message', (m: FromControl) => this.onMessage(m));
     // 'error' comes before the thread's last messages (its last log lines) have all been

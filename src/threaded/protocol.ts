@@ -11,6 +11,8 @@ import type { SnapshotWire } from '../policy/wire.js';
 /** workerData of the control-plane thread. */
 export interface ControlThreadData {
   readonly config: GatewayConfig;
+  /** Linux: the traffic thread's task id, for the pacer (threaded/pacer.ts); null elsewhere. */
+  readonly trafficTid: number | null;
 }
 
 export interface WireAddress {

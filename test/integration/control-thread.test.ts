@@ -107,6 +107,21 @@ describe('control plane in its own thread', () => {
     }
   });
 
+  it('paces the control-plane thread by default on Linux, and not with controlPlanePacing: false', async () => {
+    const on = await startGateway(oneProxy(up.url, [policy('policy-white-ip', 'allow', ['127.0.0.2'])]));
+    try {
+      expect(on.logs.events('control_plane_thread')[0]).toMatchObject({ pacing: true });
+    } finally {
+      await on.close();
+    }
+    const off = await startGateway({ ...oneProxy(up.url, [policy('policy-white-ip', 'allow', ['127.0.0.2'])]), controlPlanePacing: false });
+    try {
+      expect(off.logs.events('control_plane_thread')[0]).toMatchObject({ pacing: false });
+    } finally {
+      await off.close();
+    }
+  });
+
   it("reports the control-plane thread's own heap at /metrics, which holds a large list the traffic thread does not", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ipgate-thread-heap-'));
     const gw = await startGateway(oneProxy(up.url, [policy('policy-white-ip', 'allow', ['127.0.0.2'])], { gateway: { store: { file: join(dir, 's.json') } } }), {

@@ -99,4 +99,13 @@ describe('config loading', () => {
     expect(issuesOf('{}', { IPGATE_LISTEN: 'nope' })).toContainEqual(expect.stringMatching(/^listen: .*\[set by IPGATE_LISTEN\]/));
     expect(issuesOf('{}', { IPGATE_TRUSTED_PROXIES: 'loopback,not-a-cidr' })).toContainEqual(expect.stringMatching(/^trustedProxies\[1\]: .*\[set by IPGATE_TRUSTED_PROXIES\]/));
   });
+
+  it('reads controlPlanePacing (default on) from the file or IPGATE_CONTROL_PLANE_PACING, and names the variable when it is not a boolean', () => {
+    expect(parseConfigText('{}', 't.yaml').controlPlanePacing).toBe(true);
+    expect(parseConfigText('controlPlanePacing: false\n', 't.yaml').controlPlanePacing).toBe(false);
+    expect(parseConfigText('{}', 't.yaml', { IPGATE_CONTROL_PLANE_PACING: 'false' }).controlPlanePacing).toBe(false);
+    expect(parseConfigText('controlPlanePacing: false\n', 't.yaml', { IPGATE_CONTROL_PLANE_PACING: ' true ' }).controlPlanePacing).toBe(true);
+    expect(issuesOf('{}', { IPGATE_CONTROL_PLANE_PACING: 'yes' })).toContainEqual(expect.stringMatching(/^controlPlanePacing: .*\[set by IPGATE_CONTROL_PLANE_PACING\]/));
+    expect(issuesOf('controlPlanePacing: 1\n')).toContainEqual(expect.stringMatching(/^controlPlanePacing: /));
+  });
 });

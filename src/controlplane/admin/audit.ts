@@ -2,7 +2,7 @@
  * Audit records: who changed what, with the before and after. Large lists (a 1,000,000-entry
  * ipList) are summarised by size and hash so the audit trail cannot grow the store without bound.
  */
-import { createHash } from 'node:crypto';
+import { pacedSha256, pacedStringify } from '../../policy/pace.js';
 import type { AuditRecord, StoreData } from '../store/state.js';
 
 const MAX_RECORDS = 10_000;
@@ -10,7 +10,7 @@ const MAX_LIST = 100;
 
 function summarise(v: unknown): unknown {
   if (Array.isArray(v)) {
-    if (v.length > MAX_LIST) return { items: v.length, sha256: createHash('sha256').update(JSON.stringify(v)).digest('hex') };
+    if (v.length > MAX_LIST) return { items: v.length, sha256: pacedSha256(pacedStringify(v)) };
     return v.map(summarise);
   }
   if (v !== null && typeof v === 'object') {

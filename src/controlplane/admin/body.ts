@@ -6,6 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { z } from 'zod';
 import { formatPath } from '../../config/load.js';
+import { pace } from '../../policy/pace.js';
 import { AdminError } from './errors.js';
 
 const MAX_DEPTH = 32;
@@ -29,6 +30,7 @@ function checkShape(v: unknown, path: (string | number)[], depth: number): void 
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
       const item: unknown = v[i];
+      pace();
       if (item !== null && typeof item === 'object') checkShape(item, [...path, i], depth + 1);
     }
   } else if (v !== null && typeof v === 'object') {

@@ -13,6 +13,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open as fsOpen, readdir, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { pace, pacedSha256, pacedStringify } from '../../policy/pace.js';
 
 const NAME = /^([0-9a-f]{64})\.json$/;
 
@@ -38,8 +39,8 @@ const pendingJson = new WeakMap<object, string>();
 export function sealBlob(value: object, opts?: { stored?: boolean }): string {
   const known = hashes.get(value);
   if (known !== undefined) return known;
-  const json = JSON.stringify(value);
-  const hash = createHash('sha256').update(json).digest('hex');
+  const json = pacedStringify(value);
+  const hash = pacedSha256(json);
   deepFreeze(value);
   hashes.set(value, hash);
   if (opts?.stored !== true) pendingJson.set(value, json);
@@ -66,7 +67,10 @@ export function cloneDraft<T>(value: T): T {
   if (isBlob(value)) return value;
   if (Array.isArray(value)) {
     const out = new Array(value.length);
-    for (let i = 0; i < value.length; i++) out[i] = cloneDraft(value[i]);
+    for (let i = 0; i < value.length; i++) {
+      out[i] = cloneDraft(value[i]);
+      pace();
+    }
     return out as T;
   }
   const out: Record<string, unknown> = {};
@@ -191,7 +195,10 @@ async function fsyncDir(dir: string): Promise<void> {
 export function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
+    for (const v of Object.values(value)) {
+      deepFreeze(v);
+      pace();
+    }
   }
   return value;
 }

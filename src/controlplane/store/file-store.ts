@@ -33,6 +33,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomBytes } from 'node:crypto';
 import { link, open as fsOpen, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { pacedSha256, pacedStringify } from '../../policy/pace.js';
 import { BlobCorruptError, BlobDir, blobHash, cloneDraft, deepFreeze, sealBlob } from './blobs.js';
 import { STORE_FORMAT, type StoreData } from './state.js';
 import type { ApplyReport, DeploymentResult, NodeInfo, Store, StoreHealth, UpdateOptions, UpdateResult } from './store.js';
@@ -325,7 +326,7 @@ function prepare(next: StoreData, revision: number): { json: string; committed: 
       })),
     })),
   };
-  const json = JSON.stringify(disk); // throws on cycles/BigInt: nothing written
+  const json = pacedStringify(disk); // throws on cycles/BigInt: nothing written
   return { json, committed: deepFreeze(next), referenced };
 }
 
@@ -335,7 +336,7 @@ function encodeStoreFile(dataJson: string): Buffer {
   const prefixLength = envelopePrefix('0'.repeat(64)).length; // ASCII
   const out = Buffer.allocUnsafe(prefixLength + dataLength + 2);
   out.write(dataJson, prefixLength, 'utf8');
-  const sha = createHash('sha256').update(out.subarray(prefixLength, prefixLength + dataLength)).digest('hex');
+  const sha = pacedSha256(out.subarray(prefixLength, prefixLength + dataLength));
   out.write(envelopePrefix(sha), 0, 'ascii');
   out.write('}\n', prefixLength + dataLength, 'ascii');
   return out;
