@@ -71,9 +71,10 @@ export function pacedSha256(data: string | Uint8Array): string {
   let i = 0;
   while (i < data.length) {
     // A string is cut on UTF-16 units: a piece must not end between the two halves of a surrogate
-    // pair, or each half would be encoded on its own (as U+FFFD) and the hash would change.
+    // pair, or each half would be encoded on its own (as U+FFFD) and the hash would change. A lone
+    // high surrogate (not followed by a low one) is encoded as U+FFFD either way.
     let end = Math.min(i + HASH_PIECE, data.length);
-    if (typeof data === 'string' && end < data.length && (data.charCodeAt(end - 1) & 0xfc00) === 0xd800) end++;
+    if (typeof data === 'string' && end < data.length && (data.charCodeAt(end - 1) & 0xfc00) === 0xd800 && (data.charCodeAt(end) & 0xfc00) === 0xdc00) end++;
     h.update(typeof data === 'string' ? data.slice(i, end) : data.subarray(i, end));
     pace(UNITS_PER_CHECK);
     i = end;

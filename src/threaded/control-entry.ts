@@ -6,10 +6,11 @@
  */
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
+import { Counter } from 'prom-client';
 import { Gateway } from '../main.js';
 import { setPacer } from '../policy/pace.js';
 import { ThreadLink } from './link.js';
-import { createPacer, linuxProbe, ownTaskId } from './pacer.js';
+import { createPacer, linuxProbe, ownTaskId, type PacerStats } from './pacer.js';
 import type { ControlThreadData, ToControl } from './protocol.js';
 
 const port = parentPort!;
@@ -19,7 +20,11 @@ let gateway: Gateway | null = null;
 const niceness = lowerPriority(config.controlPlaneNice);
 // Long work (a large write) gives the CPU back whenever the traffic thread waits for it: pacer.ts.
 const probe = config.controlPlanePacing && trafficTid !== null ? linuxProbe(trafficTid) : null;
-if (probe !== null) setPacer(createPacer(probe));
+if (probe !== null) {
+  const pacer = createPacer(probe);
+  setPacer(pacer);
+  pacingMetrics(pacer.stats);
+}
 
 port.on('message', (m: ToControl) => {
   if (m.type !== 'close') return;
@@ -49,8 +54,32 @@ Gateway.start({ config, link, logStream: link.logStream, processMetrics: false }
     const a = gw.adminAddress;
     link.send({ type: 'ready', admin: { address: a.address, port: a.port, family: a.family } });
   },
-  (err: unknown) => link.send({ type: 'failed', error: err instanceof Error ? err.message : String(err) }),
+  (err: unknown) => {
+    // The host terminates this thread next, which does not close raw file descriptors.
+    setPacer(null);
+    probe?.close();
+    link.send({ type: 'failed', error: err instanceof Error ? err.message : String(err) });
+  },
 );
+
+/** The pacer's work at /metrics (through the link's registry, merged with the traffic thread's). */
+function pacingMetrics(stats: PacerStats): void {
+  const counter = (name: string, help: string, read: () => number): void => {
+    let reported = 0;
+    new Counter({
+      name,
+      help,
+      registers: [link.registry],
+      collect() {
+        const now = read();
+        this.inc(now - reported);
+        reported = now;
+      },
+    });
+  };
+  counter('ipgate_control_plane_pacing_slices_total', 'Slices of long control-plane work (0.25 ms each) after which the pacer checked the traffic thread', () => stats.slices);
+  counter('ipgate_control_plane_pacing_pauses_total', 'Pauses (1 ms each) the control-plane thread took because the traffic thread was waiting for its CPU', () => stats.pauses);
+}
 
 /**
  * Give this thread, not the process, a lower CPU priority: when both threads want the CPU (a large

@@ -26,15 +26,27 @@ export interface PacerProbe {
 /** After the traffic thread last waited, work counts as contended for this long. */
 export const CONTENDED_MS = 100;
 
-export function createPacer(probe: PacerProbe, sliceMs = SLICE_MS, pauseMs = PAUSE_MS): Pacer {
+/** What a pacer has done, for /metrics. */
+export interface PacerStats {
+  /** Slices of work completed (each followed by a check of the traffic thread). */
+  slices: number;
+  /** Pauses taken because the traffic thread was waiting. */
+  pauses: number;
+}
+
+export function createPacer(probe: PacerProbe, sliceMs = SLICE_MS, pauseMs = PAUSE_MS): Pacer & { readonly stats: PacerStats } {
   let sliceStart = probe.now();
   let lastWait = -Infinity;
+  const stats: PacerStats = { slices: 0, pauses: 0 };
   return {
+    stats,
     check() {
       const now = probe.now();
       if (now - sliceStart < sliceMs) return;
+      stats.slices++;
       if (probe.trafficWaiting()) {
         lastWait = now;
+        stats.pauses++;
         probe.sleep(pauseMs);
       }
       sliceStart = probe.now();

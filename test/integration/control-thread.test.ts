@@ -122,7 +122,7 @@ describe('control plane in its own thread', () => {
     }
   });
 
-  it("reports the control-plane thread's own heap at /metrics, which holds a large list the traffic thread does not", async () => {
+  it("reports the control-plane thread's own heap and its pacing at /metrics; the heap holds a large list the traffic thread does not", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ipgate-thread-heap-'));
     const gw = await startGateway(oneProxy(up.url, [policy('policy-white-ip', 'allow', ['127.0.0.2'])], { gateway: { store: { file: join(dir, 's.json') } } }), {
       env: { IPGATE_ADMIN_TOKEN: ADMIN },
@@ -139,6 +139,8 @@ describe('control plane in its own thread', () => {
       const used = await gauge('ipgate_control_plane_heap_used_bytes');
       expect(used).toBeGreaterThan(0);
       expect(used).toBeLessThanOrEqual(total);
+      const slices = await gauge('ipgate_control_plane_pacing_slices_total');
+      const pauses = await gauge('ipgate_control_plane_pacing_pauses_total');
       // 200,000 entries: the control plane keeps them as strings in the store's draft and
       // deployed copy; the traffic thread gets one string and shared arrays.
       const ipList = Array.from({ length: 200_000 }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
@@ -151,6 +153,10 @@ describe('control plane in its own thread', () => {
       // The store keeps the 200,000 strings and two arrays of them (draft and deployed copy),
       // well over 5 MB whatever the collector has reclaimed meanwhile (measured: ~36 MB more).
       expect(await gauge('ipgate_control_plane_heap_used_bytes')).toBeGreaterThan(used + 5 * 1024 * 1024);
+      // The write ran through the installed pacer: far more than 0.25 ms of work, so many slices.
+      // Whether it paused depends on what else wanted this CPU meanwhile, so pauses only count up.
+      expect(await gauge('ipgate_control_plane_pacing_slices_total')).toBeGreaterThan(slices + 20);
+      expect(await gauge('ipgate_control_plane_pacing_pauses_total')).toBeGreaterThanOrEqual(pauses);
     } finally {
       await gw.close();
     }

@@ -57,7 +57,8 @@ describe('parseTaskStat', () => {
     rest[0] = 'R'; // field 3
     rest[36] = '1'; // field 39
     expect(parseTaskStat(`42 (we (ir) d) name) ${rest.join(' ')}`)).toEqual({ state: 'R', cpu: 1 });
-    expect(parseTaskStat(readFileSync('/proc/self/stat', 'utf8'))).toMatchObject({ state: 'R' });
+    // This thread, running: /proc/thread-self names it whichever thread the test runs on.
+    expect(parseTaskStat(readFileSync('/proc/thread-self/stat', 'utf8'))).toMatchObject({ state: 'R' });
     expect(parseTaskStat('garbage')).toBeNull();
   });
 });
@@ -78,17 +79,18 @@ describe('linuxProbe on real threads', () => {
        parentPort.postMessage(Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()));
        for (;;) {
          if (Atomics.load(c, 1) === 1) break;
-         if (Atomics.load(c, 0) === 1) { for (let i = 0; i < 1e5; i++); } else Atomics.wait(c, 0, 0);
+         if (Atomics.load(c, 0) === 1) { for (let i = 0; i < 1e5; i++); } else Atomics.wait(c, 0, 0, 10000);
        }`,
       { eval: true, workerData: control },
     );
     const tid = await new Promise<number>((resolve) => other.once('message', resolve));
     const cpu = before.split(/[,-]/)[0]!;
-    pin(self, cpu);
-    pin(tid, cpu);
-    const probe = linuxProbe(tid);
-    expect(probe).not.toBeNull();
+    let probe: ReturnType<typeof linuxProbe> = null;
     try {
+      pin(self, cpu);
+      pin(tid, cpu);
+      probe = linuxProbe(tid);
+      expect(probe).not.toBeNull();
       const sample = (ms: number): number => {
         let seen = 0;
         const end = performance.now() + ms;
@@ -101,6 +103,7 @@ describe('linuxProbe on real threads', () => {
       expect(sample(300)).toBeGreaterThan(0);
       Atomics.store(control, 0, 0);
       await new Promise((r) => setTimeout(r, 100));
+      // Blocked (its wait's 10 s timeout cannot end within the sample): never runnable.
       expect(sample(200)).toBe(0);
     } finally {
       probe?.close();
