@@ -10,8 +10,8 @@
  * (src/threaded/pacer.ts) that gives the CPU back after a short slice of work whenever the
  * traffic thread is waiting for it.
  *
- * Where no pacer is installed (the traffic thread, worker processes, the CLI, tests) pace() costs
- * an increment and a compare.
+ * Where no pacer is installed (the traffic thread, worker processes, the CLI, tests) pace() is one
+ * compare.
  */
 
 import { createHash } from 'node:crypto';
