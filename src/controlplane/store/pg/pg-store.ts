@@ -26,6 +26,7 @@
 import { randomUUID } from 'node:crypto';
 import postgres, { type Options, type Sql, type TransactionSql } from 'postgres';
 import type { Logger } from '../../../observability/logger.js';
+import { pacedStringify } from '../../../policy/pace.js';
 import { blobJson, cloneDraft, deepFreeze, markStored } from '../blobs.js';
 import { STORE_FORMAT, type AuditRecord, type StoreData } from '../state.js';
 import {
@@ -515,7 +516,7 @@ export class PgStore implements Store {
     const keptAudit = new Set(next.audit.map((a) => a.id));
     for (const a of next.audit) {
       if (base?.audit.has(a.id) === true) continue;
-      others.push(tx.unsafe(`insert into ${s}.audit (id, revision, doc) values ($1, $2, $3::text::json)`, [a.id, revision, JSON.stringify(a)]));
+      others.push(tx.unsafe(`insert into ${s}.audit (id, revision, doc) values ($1, $2, $3::text::json)`, [a.id, revision, pacedStringify(a)]));
     }
     const trimmed = base === null ? [] : [...base.audit.keys()].filter((id) => !keptAudit.has(id));
     if (trimmed.length > 0) others.push(tx.unsafe(`delete from ${s}.audit where id in (select (json_array_elements_text($1::text::json))::bigint)`, [JSON.stringify(trimmed)]));

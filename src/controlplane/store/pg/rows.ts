@@ -18,6 +18,7 @@
  * `pos` orders each list (per project for proxies and groups). Positions of rows that keep their
  * relative order are kept, so deleting the first of many proxies rewrites one row, not all.
  */
+import { pacedStringify } from '../../../policy/pace.js';
 import { blobHash, isBlob, sealBlob } from '../blobs.js';
 import { STORE_FORMAT, type AdminAccessRecord, type AuditRecord, type EnvironmentRecord, type IpGroupRecord, type ProjectRecord, type ProxyRecord, type StoreData } from '../state.js';
 
@@ -73,11 +74,14 @@ export function splitPairKey(key: string): [string, string] {
   return [v[0], v[1]];
 }
 
-/** The row form of a state. Deployed copies are sealed as blobs (once per object). */
+/**
+ * The row form of a state. Deployed copies are sealed as blobs (once per object). Serialised with
+ * yield points (policy/pace.ts): a proxy row holds its whole working copy, lists included.
+ */
 export function encode(d: Readonly<StoreData>): Encoded {
   const rows = new Map<string, DesiredRow>();
   const blobs = new Map<string, object>();
-  const put = (kind: Kind, key: string, group: string, version: number, value: object, json: string = JSON.stringify(value)): void => {
+  const put = (kind: Kind, key: string, group: string, version: number, value: object, json: string = pacedStringify(value)): void => {
     const id = rowId(kind, key);
     if (rows.has(id)) throw new TypeError(`refusing to write the store: duplicate ${kind} ${key}`);
     rows.set(id, { kind, key, group, version, json, value });
@@ -98,7 +102,7 @@ export function encode(d: Readonly<StoreData>): Encoded {
         deployments: Object.fromEntries(Object.entries(r.deployments).map(([env, dep]) => [env, { ...dep, proxy: ref(dep.proxy) }])),
         ...(r.history === undefined ? {} : { history: r.history.map((h) => ({ ...h, proxy: ref(h.proxy) })) }),
       };
-      put('proxy', pairKey(p.name, r.draft.name), `proxy\u0000${p.name}`, r.version, r, JSON.stringify(disk));
+      put('proxy', pairKey(p.name, r.draft.name), `proxy\u0000${p.name}`, r.version, r, pacedStringify(disk));
     }
     for (const g of ipGroups) put('ip_group', pairKey(p.name, g.id), `ip_group\u0000${p.name}`, g.version, g);
   }
