@@ -35,8 +35,7 @@ port.on('message', (m: ToControl) => {
     } catch (err) {
       error = err instanceof Error ? err.message : String(err);
     } finally {
-      setPacer(null);
-      probe?.close();
+      stopPacing();
       link.send({ type: 'closed', error });
       // Nothing else may keep this thread alive once the gateway is closed.
       port.close();
@@ -56,11 +55,15 @@ Gateway.start({ config, link, logStream: link.logStream, processMetrics: false }
   },
   (err: unknown) => {
     // The host terminates this thread next, which does not close raw file descriptors.
-    setPacer(null);
-    probe?.close();
+    stopPacing();
     link.send({ type: 'failed', error: err instanceof Error ? err.message : String(err) });
   },
 );
+
+function stopPacing(): void {
+  setPacer(null);
+  probe?.close();
+}
 
 /** The pacer's work at /metrics (through the link's registry, merged with the traffic thread's). */
 function pacingMetrics(stats: PacerStats): void {

@@ -18,6 +18,7 @@ import { buildDecisionIndex4 } from '../../src/policy/decision-index.js';
 import { pace, pacedSha256, pacedStringify, setPacer } from '../../src/policy/pace.js';
 import { stateHash } from '../../src/policy/state-hash.js';
 import { snapshotToWire } from '../../src/policy/wire.js';
+import { oneProxy, policy } from '../helpers/harness.js';
 import { mulberry32 } from '../helpers/seeded.js';
 
 let calls = 0;
@@ -62,25 +63,7 @@ function entries(n: number, seed: number): string[] {
 }
 
 function config(ipList: string[]) {
-  return parseConfigText(
-    JSON.stringify({
-      listen: '127.0.0.1:0',
-      projects: [
-        {
-          name: 'p',
-          apiProxies: [
-            {
-              name: 'api',
-              basePath: '/api',
-              upstream: { url: 'http://127.0.0.1:9' },
-              policies: [{ operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST' }, policy: { type: 'policy-white-ip', name: 'allow', ipList } }],
-            },
-          ],
-        },
-      ],
-    }),
-    'pace.yaml',
-  );
+  return parseConfigText(JSON.stringify({ listen: '127.0.0.1:0', ...oneProxy('http://127.0.0.1:9', [policy('policy-white-ip', 'allow', ipList)]) }), 'pace.yaml');
 }
 
 describe('pace()', () => {
