@@ -3,14 +3,30 @@
  * ipList) are summarised by size and hash so the audit trail cannot grow the store without bound.
  */
 import { pacedSha256, pacedStringify } from '../../policy/pace.js';
+import { isSharedLeafArray } from '../store/blobs.js';
 import type { AuditRecord, StoreData } from '../store/state.js';
 
 const MAX_RECORDS = 10_000;
 const MAX_LIST = 100;
 
+/**
+ * Summaries of frozen lists, by identity. A replaced list is the "after" of one write and the
+ * "before" of the next (drafts share frozen lists), so each list is serialised and hashed once.
+ */
+const listSummaries = new WeakMap<readonly unknown[], { items: number; sha256: string }>();
+
+function summariseList(v: readonly unknown[]): { items: number; sha256: string } {
+  const known = listSummaries.get(v);
+  if (known !== undefined) return known;
+  const out = { items: v.length, sha256: pacedSha256(pacedStringify(v)) };
+  // Only a frozen list of primitives cannot change after it was hashed.
+  if (isSharedLeafArray(v)) listSummaries.set(v, out);
+  return out;
+}
+
 function summarise(v: unknown): unknown {
   if (Array.isArray(v)) {
-    if (v.length > MAX_LIST) return { items: v.length, sha256: pacedSha256(pacedStringify(v)) };
+    if (v.length > MAX_LIST) return summariseList(v);
     return v.map(summarise);
   }
   if (v !== null && typeof v === 'object') {

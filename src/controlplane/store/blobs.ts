@@ -58,14 +58,61 @@ export function markStored(value: object): void {
 }
 
 /**
+ * Arrays that are frozen and hold only primitives (an ipList of 100,000 strings): nothing can
+ * change them, so drafts share them instead of copying them, and derived values (the audit's
+ * summary hash) may be remembered per array. Filled by deepFreeze and freezeLeafArrays.
+ */
+const leafArrays = new WeakSet<readonly unknown[]>();
+
+/** Is `value` a frozen array of primitives that drafts share (see leafArrays)? */
+export function isSharedLeafArray(value: unknown): value is readonly unknown[] {
+  return Array.isArray(value) && leafArrays.has(value);
+}
+
+/**
+ * If `a` holds elements and every one is a primitive, freeze it and register it as a shared leaf
+ * array. An empty array says nothing about what it will hold (writes append projects, proxies and
+ * entries to arrays that may be empty), so it stays private to each draft.
+ */
+function freezeIfLeaf(a: unknown[]): void {
+  if (a.length === 0) return;
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i];
+    if ((typeof v === 'object' && v !== null) || typeof v === 'function') return;
+    if ((i & 63) === 0) pace(64);
+  }
+  Object.freeze(a);
+  leafArrays.add(a);
+}
+
+/**
+ * Freezes every array of primitives inside `value` (a draft part about to be shared, e.g. the
+ * working copy a deployment copies), so that cloneDraft shares those arrays instead of copying
+ * them. An in-place change to such an array afterwards throws (modules are strict), it cannot
+ * silently reach the other holder; every write replaces lists rather than editing them.
+ */
+export function freezeLeafArrays(value: unknown): void {
+  if (typeof value !== 'object' || value === null || isBlob(value)) return;
+  if (Array.isArray(value)) {
+    if (leafArrays.has(value)) return;
+    if (!Object.isFrozen(value)) freezeIfLeaf(value);
+    if (leafArrays.has(value)) return;
+    for (const v of value) freezeLeafArrays(v);
+    return;
+  }
+  for (const k of Object.keys(value)) freezeLeafArrays((value as Record<string, unknown>)[k]);
+}
+
+/**
  * A private, mutable copy of a committed state for one write. Blobs (deployed copies, frozen and
- * content-addressed) are shared, not copied; everything else is copied, so the draft never
- * aliases the committed state.
+ * content-addressed) and frozen arrays of primitives (the lists) are shared, not copied;
+ * everything else is copied, so the draft never aliases a mutable part of the committed state.
  */
 export function cloneDraft<T>(value: T): T {
   if (typeof value !== 'object' || value === null) return value;
   if (isBlob(value)) return value;
   if (Array.isArray(value)) {
+    if (leafArrays.has(value)) return value;
     const out = new Array(value.length);
     for (let i = 0; i < value.length; i++) {
       out[i] = cloneDraft(value[i]);
@@ -194,6 +241,10 @@ async function fsyncDir(dir: string): Promise<void> {
 
 export function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    // An array of primitives is frozen in one pass and registered for sharing (freezeIfLeaf);
+    // anything else is frozen member by member.
+    if (Array.isArray(value)) freezeIfLeaf(value);
+    if (Object.isFrozen(value)) return value;
     Object.freeze(value);
     for (const v of Object.values(value)) {
       deepFreeze(v);
