@@ -282,6 +282,13 @@ const postgresStoreSchema = z.strictObject({
   /** Opt-in local copy of the last state read, to start during an outage. A security trade-off: see the README. */
   snapshotCache: z.string().min(1).nullable().default(null),
   poolSize: z.number().int().min(2).max(100).default(4),
+  /**
+   * How many of the newest revisions the `revisions` and `change_log` tables keep: each write
+   * deletes the older ones, so the tables stay bounded. A node that is this many revisions behind
+   * (or more) no longer finds its revision's write id, and does one full read instead of an
+   * incremental one.
+   */
+  historyRevisions: z.number().int().min(100).max(100_000_000).default(10_000),
 });
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;

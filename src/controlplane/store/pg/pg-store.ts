@@ -11,6 +11,8 @@
  *   3. Changed rows only, each UPDATE/DELETE guarded by the row's version: zero rows is a 412.
  *   4. New blobs, audit rows, change-log rows, and pg_notify(channel, revision) — all committed
  *      together, so a notification never announces a revision that does not exist.
+ *   5. History older than `historyRevisions` is deleted from `revisions` and `change_log` in the
+ *      same transaction, so both tables stay bounded (see #trimHistory).
  *
  * Propagation. A node LISTENs before it reads the state, so nothing committed after the read can
  * be missed. A notification, a (re)connection of the listener, a heartbeat that sees a newer head,
@@ -63,7 +65,23 @@ export interface PgStoreSettings {
   /** Opt-in local snapshot cache file (see snapshot-cache.ts), or null. */
   readonly snapshotCache: string | null;
   readonly poolSize: number;
+  /**
+   * How many of the newest revisions `revisions` and `change_log` keep (the config key
+   * store.postgres.historyRevisions; at least 2). Default DEFAULT_HISTORY_REVISIONS.
+   */
+  readonly historyRevisions?: number | undefined;
 }
+
+/** The default of store.postgres.historyRevisions (src/config/schema.ts), for callers that leave it out. */
+export const DEFAULT_HISTORY_REVISIONS = 10_000;
+
+/**
+ * At most this many of the oldest revisions are trimmed by one write. In steady state a write
+ * trims one revision; the cap only matters for a backlog (a store written before trimming existed,
+ * or historyRevisions lowered), which then drains over several writes instead of one write having
+ * to delete millions of rows within store.postgres.writeTimeoutMs.
+ */
+export const TRIM_BATCH_REVISIONS = 1_000;
 
 export interface PgStoreOptions extends PgStoreSettings {
   readonly nodeId: string;
@@ -193,6 +211,11 @@ export class PgStore implements Store {
    * otherwise throws StoreUnavailableError: a node never starts with no policies.
    */
   static async open(opts: PgStoreOptions): Promise<PgStore> {
+    const history = opts.historyRevisions;
+    if (history !== undefined && (!Number.isSafeInteger(history) || history < 2)) {
+      // Below 2, a write would delete the previous revision's row, which the next write reads.
+      throw new TypeError(`historyRevisions must be an integer of at least 2, not ${history}`);
+    }
     const log = opts.log ?? SILENT;
     const sql = postgres(opts.url, { ...PgStore.clientOptions(opts, log, opts.role === 'node' ? 'node' : 'tool'), max: opts.poolSize });
     const bound = opts.connectTimeoutMs + opts.writeTimeoutMs;
@@ -264,13 +287,13 @@ export class PgStore implements Store {
    * Head and rows in one REPEATABLE READ snapshot; null when this node already holds the head's
    * revision. `full`: read every row, not only those that differ from `have`.
    */
-  async #readLatest(have: StateCache | null, full = false): Promise<(StateCache & { full: boolean }) | null> {
+  async #readLatest(have: StateCache | null, full = false): Promise<(StateCache & { full: boolean; trimmed: boolean }) | null> {
     return (await this.#sql.begin('isolation level repeatable read read only', async (tx) => {
       const head = await readHead(tx, this.#s);
       if (head === null) throw new Error(`store schema ${this.#opts.schema} holds no state (no head row)`);
       if (have !== null && have.head.epoch === head.epoch && have.head.revision === head.revision && have.head.writeId === head.writeId) return null;
       return readState(tx, this.#s, head, full ? null : have);
-    })) as (StateCache & { full: boolean }) | null;
+    })) as (StateCache & { full: boolean; trimmed: boolean }) | null;
   }
 
   /** Makes `next` this node's state; `remote`: tell the listeners (a change made elsewhere). */
@@ -324,17 +347,24 @@ export class PgStore implements Store {
     this.#markUp();
     this.#confirmedAt = Date.now();
     if (read === null) return;
-    const full = this.#distrust || read.full;
+    const distrusted = this.#distrust;
+    const full = distrusted || read.full;
     this.#distrust = false;
     const before = this.#data;
-    if (full && have !== null) {
+    if (full && have !== null && read.trimmed && !distrusted) {
+      // Not a replaced store: this node was further behind than the history the store keeps.
+      this.#log.info(
+        { event: 'store_full_reload', reason: 'behind the kept history (store.postgres.historyRevisions)', from: { epoch: have.head.epoch, revision: have.head.revision }, to: read.head },
+        'this node was further behind than the store keeps history for: reloaded everything',
+      );
+    } else if (full && have !== null) {
       this.#log.warn(
         { event: 'store_full_reload', reason:
             have.head.epoch !== read.head.epoch
               ? 'epoch changed'
               : read.head.revision < have.head.revision
                 ? 'revision went back'
-                : this.#distrust
+                : distrusted
                   ? 'after a failed apply'
                   : 'history rewritten (restored to an earlier point, then written again)', from: { epoch: have.head.epoch, revision: have.head.revision }, to: read.head },
         'store replaced or restored: reloaded everything',
@@ -533,12 +563,33 @@ export class PgStore implements Store {
         ),
       );
     }
+    others.push(...this.#trimHistory(tx, revision));
     // Issued together, they are pipelined on the transaction's connection.
     const results = await Promise.all(guarded.map((g) => g.q));
     await Promise.all(others);
     results.forEach((r, i) => {
       if (r.count !== 1) throw new StoreConflictError(guarded[i]!.what);
     });
+  }
+
+  /**
+   * Deletes the history that `revision` pushes out of the newest `historyRevisions` revisions:
+   * afterwards `revisions` and `change_log` hold only rows with revision > revision - historyRevisions.
+   * The row of revision - 1 is always kept (historyRevisions >= 2): the next write reads it as the
+   * previous revision's write id (this write read its own `prev` earlier in the transaction, before
+   * these statements). A node holding a trimmed revision does one full read (read-state.ts
+   * sameHistory). Range deletes on the primary keys, oldest first and at most TRIM_BATCH_REVISIONS
+   * revisions per write. Readers in older snapshots still see the rows (MVCC).
+   */
+  #trimHistory(tx: TransactionSql, revision: number): Promise<unknown>[] {
+    const keep = this.#opts.historyRevisions ?? DEFAULT_HISTORY_REVISIONS;
+    // The newest revision deleted; revision - 1 (and revision itself) stay, as keep >= 2.
+    const cutoff = revision - keep;
+    if (cutoff < 0) return [];
+    const s = this.#s;
+    return ['revisions', 'change_log'].map((t) =>
+      tx.unsafe(`delete from ${s}.${t} where revision <= least($1::bigint, (select min(revision) from ${s}.${t}) + $2::bigint)`, [cutoff, TRIM_BATCH_REVISIONS - 1]),
+    );
   }
 
   // ---- status -----------------------------------------------------------------------------------

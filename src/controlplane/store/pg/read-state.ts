@@ -41,12 +41,16 @@ export async function readHead(q: Q, s: string): Promise<Head | null> {
 }
 
 /**
- * Is the revision `have` holds still the database's revision of that number? Not after a restore
- * to an earlier point followed by new writes: the numbers repeat, the write ids do not.
+ * Is the revision `have` holds still the database's revision of that number? 'same' if so.
+ * 'rewritten' after a restore to an earlier point followed by new writes: the numbers repeat, the
+ * write ids do not. 'trimmed' when its row is gone: the store keeps only the newest
+ * store.postgres.historyRevisions revisions (pg-store.ts #trimHistory), and this node is further
+ * behind. Anything but 'same' means a full read.
  */
-export async function sameHistory(q: Q, s: string, have: StateCache): Promise<boolean> {
+export async function sameHistory(q: Q, s: string, have: StateCache): Promise<'same' | 'rewritten' | 'trimmed'> {
   const [r] = await q.unsafe(`select write_id::text as write_id from ${s}.revisions where revision = $1`, [have.head.revision]);
-  return r !== undefined && String(r.write_id) === have.head.writeId;
+  if (r === undefined) return 'trimmed';
+  return String(r.write_id) === have.head.writeId ? 'same' : 'rewritten';
 }
 
 /** Must a node holding `have` reload everything to reach `head`? (Another store, or one restored to an earlier point.) */
@@ -58,8 +62,9 @@ export function needsFullReload(have: StateCache | null, head: Head): boolean {
  * The state at `head`, reusing what `have` already holds when that is safe. Throws on anything it
  * cannot trust (a missing or corrupt blob, a row without its project): the caller keeps its state.
  */
-export async function readState(q: Q, s: string, head: Head, have: StateCache | null): Promise<StateCache & { full: boolean }> {
-  const base = needsFullReload(have, head) || !(await sameHistory(q, s, have!)) ? null : have;
+export async function readState(q: Q, s: string, head: Head, have: StateCache | null): Promise<StateCache & { full: boolean; trimmed: boolean }> {
+  const history = needsFullReload(have, head) ? null : await sameHistory(q, s, have!);
+  const base = history === 'same' ? have : null;
   const keep = new Map<string, CachedRow>();
   let fetched: { kind: Kind; key: string; pos: number; version: number; rev: number; rowVersion: number; doc: string }[];
   if (base === null) {
@@ -150,7 +155,7 @@ export async function readState(q: Q, s: string, head: Head, have: StateCache | 
   }
 
   const data = deepFreeze(assemble(head, rows.values(), [...audit.values()].map((a) => a.record)));
-  return { head: { epoch: head.epoch, revision: head.revision, writeId: head.writeId }, rows, audit, blobs, data, full: base === null };
+  return { head: { epoch: head.epoch, revision: head.revision, writeId: head.writeId }, rows, audit, blobs, data, full: base === null, trimmed: history === 'trimmed' };
 }
 
 /** The blobs a decoded proxy record holds (its deployed copies are sealed blob objects). */
