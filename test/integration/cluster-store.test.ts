@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { parseConfigText } from '../../src/config/load.js';
 import { PgStore, type PgStoreOptions } from '../../src/controlplane/store/pg/pg-store.js';
+import type { StoreData } from '../../src/controlplane/store/state.js';
 import { seedStore } from '../../src/controlplane/store/to-state.js';
 import { StoreConflictError, StoreUnavailableError } from '../../src/controlplane/store/store.js';
 import { adminSql, dropSchema, PG_URL, postgresGate, uniqueSchema } from '../helpers/pg.js';
@@ -197,6 +198,36 @@ describe.runIf(hasPostgres)('cluster store against PostgreSQL', () => {
       delete d.projects[0]!.proxies[0]!.deployments.production;
     });
     expect(await sql.unsafe(`select hash from "${schema}".blobs`)).toHaveLength(0);
+  });
+
+  it("a write's draft shares the committed lists and audit records instead of copying them, on the writer and on a node that read them", async () => {
+    const schema = fresh();
+    const s = await open(schema);
+    const record = (id: number) => ({ id, time: 'now', revision: id, actor: 't', action: 'x', project: null, proxy: null, target: 't', before: null, after: { n: id } });
+    const addRecord = (d: StoreData): void => void d.audit.push(record(d.audit.length + 1));
+    await s.update((d) => {
+      setList(Array.from({ length: 300 }, (_, i) => `10.2.${i >> 8}.${i & 255}`))(d);
+      addRecord(d);
+    });
+    const workingList = (d: Readonly<StoreData>): unknown => d.projects[0]!.proxies[0]!.draft.policies[0]!.policy.ipList;
+    const other = await open(schema);
+    for (const store of [other, s]) {
+      // A write brings the node up to date (the newest state is read in its transaction): after it,
+      // this node's committed state is the base of its next write.
+      await store.update(addRecord);
+      const committed = store.data;
+      await store.update((d) => {
+        expect(d.audit[0]).toBe(committed.audit[0]);
+        expect(d.audit.at(-1)).toBe(committed.audit.at(-1));
+        expect(d.audit).not.toBe(committed.audit);
+        expect(workingList(d)).toBe(workingList(committed));
+        expect(d.projects[0]).not.toBe(committed.projects[0]);
+        addRecord(d);
+      });
+      // The committed state the draft shared with is unchanged.
+      expect(store.data.audit.length).toBe(committed.audit.length + 1);
+    }
+    expect((await sql.unsafe(`select id from "${schema}".audit order by id`)).map((r) => Number(r.id))).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('migration with the CLI: file store → PostgreSQL → file store, the same YAML all the way', () => {

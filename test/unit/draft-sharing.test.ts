@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { appendAudit } from '../../src/controlplane/admin/audit.js';
 import { deployTo } from '../../src/controlplane/admin/routes-policies.js';
-import { cloneDraft, deepFreeze, freezeLeafArrays, isSharedLeafArray } from '../../src/controlplane/store/blobs.js';
+import { cloneDraft, cloneState, deepFreeze, freezeLeafArrays, isSharedLeafArray } from '../../src/controlplane/store/blobs.js';
 import { FileStore } from '../../src/controlplane/store/file-store.js';
 import type { StoreData } from '../../src/controlplane/store/state.js';
 
@@ -94,6 +94,25 @@ describe('cloneDraft and frozen lists', () => {
   });
 });
 
+describe('cloneState: audit records', () => {
+  it('shares the committed (frozen) audit records in a new array, copies records that are not frozen, and keeps the key order', () => {
+    const rec = (id: number) => ({ id, time: AT, revision: id, actor: 'a', action: 'x', project: null, proxy: null, target: 't', before: null, after: { n: id } });
+    const committed = deepFreeze({ ...initial(list(3, 0)), audit: [rec(1), rec(2)] });
+    const draft = cloneState(committed);
+    expect(Object.keys(draft)).toEqual(Object.keys(committed));
+    expect(draft.audit).not.toBe(committed.audit);
+    expect(draft.audit[0]).toBe(committed.audit[0]);
+    expect(draft.projects).not.toBe(committed.projects);
+    draft.audit.push(rec(3) as never);
+    draft.audit.splice(0, 1);
+    expect(committed.audit.map((r) => r.id)).toEqual([1, 2]);
+    // A state handed in from outside (an import) is not frozen: its records are copied.
+    const open = { ...initial(list(3, 0)), audit: [rec(1)] } as unknown as StoreData;
+    expect(cloneState(open).audit[0]).not.toBe(open.audit[0]);
+    expect(cloneState(open).audit[0]).toEqual(open.audit[0]);
+  });
+});
+
 describe('audit summaries of long lists', () => {
   const audit = (d: StoreData, before: unknown, after: unknown): void =>
     appendAudit(d, { actor: 'tester', action: 'x', project: null, proxy: null, target: 't', before, after });
@@ -146,6 +165,8 @@ describe('a policy write through the file store', () => {
       const b = list(300, 2);
       await store.update((d) => {
         seen = working(d);
+        // The audit records are shared too (a write only appends and trims them).
+        expect(d.audit[0]).toBe(first.audit[0]);
         // The draft's other parts are private copies: the write may change them.
         expect(d.projects[0]!.proxies[0]!.draft.policies).not.toBe(first.projects[0]!.proxies[0]!.draft.policies);
         replaceList(d, b);

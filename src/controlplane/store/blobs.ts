@@ -125,6 +125,21 @@ export function cloneDraft<T>(value: T): T {
   return out as T;
 }
 
+/**
+ * cloneDraft of a whole store state, sharing its audit records. A write appends records and trims
+ * the oldest, but never changes one, so the draft's audit array is a new array of the committed
+ * (deep-frozen) records: with the trail full (10,000 records) that is ~20 ms and ~100,000 objects
+ * of garbage less per write. A record that is not frozen (a state handed in from outside) is copied.
+ */
+export function cloneState<T extends object>(state: T): T {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(state)) {
+    const v = (state as Record<string, unknown>)[k];
+    out[k] = k === 'audit' && Array.isArray(v) ? v.map((r: unknown) => (typeof r === 'object' && r !== null && Object.isFrozen(r) ? r : cloneDraft(r))) : cloneDraft(v);
+  }
+  return out as T;
+}
+
 export class BlobCorruptError extends Error {
   constructor(
     readonly file: string,

@@ -34,7 +34,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { link, open as fsOpen, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pacedSha256, pacedStringify } from '../../policy/pace.js';
-import { BlobCorruptError, BlobDir, blobHash, cloneDraft, deepFreeze, sealBlob } from './blobs.js';
+import { BlobCorruptError, BlobDir, blobHash, cloneState, deepFreeze, sealBlob } from './blobs.js';
 import { STORE_FORMAT, type StoreData } from './state.js';
 import type { ApplyReport, DeploymentResult, NodeInfo, Store, StoreHealth, UpdateOptions, UpdateResult } from './store.js';
 
@@ -156,7 +156,7 @@ export class FileStore implements Store {
   update<T>(fn: (draft: StoreData) => T | Promise<T>, opts?: UpdateOptions): Promise<UpdateResult<T>> {
     return this.#enqueue(async () => {
       const current = this.#data;
-      const draft = cloneDraft(current);
+      const draft = cloneState(current);
       const marker = { running: true };
       let result: T;
       try {
@@ -173,7 +173,7 @@ export class FileStore implements Store {
   /** Replaces everything (import). Serialised; revision = previous + 1 unless `keepRevision`. */
   replace(next: StoreData, opts?: { keepRevision?: boolean }): Promise<StoreData> {
     // The revision is read when the job runs (after every earlier queued write), not now.
-    return this.#enqueue(() => this.#commit(cloneDraft(next), opts?.keepRevision === true ? next.revision : this.#data.revision + 1));
+    return this.#enqueue(() => this.#commit(cloneState(next), opts?.keepRevision === true ? next.revision : this.#data.revision + 1));
   }
 
   /** One process owns the file: nothing changes it behind this node's back. */

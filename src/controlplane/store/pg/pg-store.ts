@@ -29,7 +29,7 @@ import { randomUUID } from 'node:crypto';
 import postgres, { type Options, type Sql, type TransactionSql } from 'postgres';
 import type { Logger } from '../../../observability/logger.js';
 import { pacedStringify } from '../../../policy/pace.js';
-import { blobJson, cloneDraft, deepFreeze, markStored } from '../blobs.js';
+import { blobJson, cloneState, deepFreeze, markStored } from '../blobs.js';
 import { STORE_FORMAT, type AuditRecord, type StoreData } from '../state.js';
 import {
   StoreConflictError,
@@ -384,7 +384,7 @@ export class PgStore implements Store {
 
   update<T>(fn: (draft: StoreData) => T, opts?: UpdateOptions): Promise<UpdateResult<T>> {
     return this.#write((base) => {
-      const draft = cloneDraft(base) as StoreData;
+      const draft = cloneState(base) as StoreData;
       const result = fn(draft);
       const next = result !== (draft as unknown) && result !== (base as unknown) && looksLikeStoreData(result) ? (result as StoreData) : draft;
       return { next, result };
@@ -393,7 +393,7 @@ export class PgStore implements Store {
 
   async replace(next: StoreData, opts?: { keepRevision?: boolean }): Promise<Readonly<StoreData>> {
     if (opts?.keepRevision === true) throw new TypeError('the cluster store numbers revisions itself: keepRevision is not supported');
-    const out = await this.#write(() => ({ next: cloneDraft(next), result: null }));
+    const out = await this.#write(() => ({ next: cloneState(next), result: null }));
     return out.data;
   }
 
