@@ -7,7 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import postgres, { type Sql } from 'postgres';
-import { it } from 'vitest';
+import { afterAll, it } from 'vitest';
+import { PgStore, type PgStoreOptions } from '../../src/controlplane/store/pg/pg-store.js';
 
 export const PG_URL = process.env.IPGATE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const PG_REQUIRED = process.env.IPGATE_TEST_PG_REQUIRED === '1';
@@ -61,4 +62,52 @@ export function adminSql(): Sql {
 
 export async function dropSchema(sql: Sql, schema: string): Promise<void> {
   await sql.unsafe(`drop schema if exists "${schema}" cascade`);
+}
+
+/**
+ * PgStores for one test file: `fresh()` makes a schema name, `open()` opens a store on it with
+ * short timeouts and the defaults given (every store seeded as `seed` says unless overridden).
+ * Every store is closed and every schema dropped after the file's tests.
+ */
+export function pgStores(prefix: string, defaults: Partial<PgStoreOptions> & Pick<PgStoreOptions, 'seed'>): {
+  readonly sql: Sql;
+  fresh(): string;
+  open(schema: string, over?: Partial<PgStoreOptions>): Promise<PgStore>;
+} {
+  const sql = adminSql();
+  const schemas: string[] = [];
+  const stores: PgStore[] = [];
+  afterAll(async () => {
+    for (const s of stores) await s.close().catch(() => undefined);
+    for (const s of schemas) await dropSchema(sql, s).catch(() => undefined);
+    await sql.end({ timeout: 2 });
+  });
+  return {
+    sql,
+    fresh(): string {
+      const s = uniqueSchema(prefix);
+      schemas.push(s);
+      return s;
+    },
+    async open(schema: string, over: Partial<PgStoreOptions> = {}): Promise<PgStore> {
+      const s = await PgStore.open({
+        url: PG_URL,
+        schema,
+        connectTimeoutMs: 1000,
+        writeTimeoutMs: 1500,
+        statusWaitMs: 200,
+        pollIntervalMs: 60_000,
+        heartbeatMs: 60_000,
+        snapshotCache: null,
+        poolSize: 3,
+        nodeId: `n-${stores.length}`,
+        environment: 'production',
+        role: 'tool',
+        ...defaults,
+        ...over,
+      });
+      stores.push(s);
+      return s;
+    },
+  };
 }

@@ -4,14 +4,14 @@
  * whose row was trimmed reloads everything, on a sync and on a write of its own, and ends with
  * the database's state.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
 import type { Logger } from '../../src/observability/logger.js';
 import { pgSettings } from '../../src/controlplane/store/pg/open-store.js';
-import { DEFAULT_HISTORY_REVISIONS, PgStore, TRIM_BATCH_REVISIONS, type PgStoreOptions } from '../../src/controlplane/store/pg/pg-store.js';
-import { seedStore } from '../../src/controlplane/store/to-state.js';
+import { DEFAULT_HISTORY_REVISIONS, TRIM_BATCH_REVISIONS, type PgStore } from '../../src/controlplane/store/pg/pg-store.js';
 import type { StoreData } from '../../src/controlplane/store/state.js';
-import { adminSql, dropSchema, PG_URL, postgresGate, uniqueSchema } from '../helpers/pg.js';
+import { PG_URL, pgStores, postgresGate } from '../helpers/pg.js';
+import { seededStore } from '../helpers/store-seed.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const hasPostgres = await postgresGate('cluster-retention.test.ts');
@@ -35,68 +35,8 @@ describe('store.postgres.historyRevisions', () => {
 });
 
 describe.runIf(hasPostgres)('bounded history in PostgreSQL', () => {
-  const sql = adminSql();
-  const schemas: string[] = [];
-  const stores: PgStore[] = [];
-
-  afterAll(async () => {
-    for (const s of stores) await s.close().catch(() => undefined);
-    for (const s of schemas) await dropSchema(sql, s).catch(() => undefined);
-    await sql.end({ timeout: 2 });
-  });
-
-  const seed = (revision = 1): StoreData => ({
-    ...seedStore(
-      {
-        revision: 1,
-        projects: [
-          {
-            name: 'p',
-            description: undefined,
-            ipGroups: [],
-            apiProxies: [
-              {
-                name: 'a',
-                basePath: '/a',
-                upstream: { url: 'http://127.0.0.1:1' },
-                environments: ['production'],
-                policies: [{ operationMetadata: { targetScope: 'ALL' as const, targetPipeline: 'REQUEST' as const }, policy: { type: 'policy-white-ip' as const, name: 'allow', ipList: ['10.0.0.0/8'] } }],
-              },
-            ],
-          },
-        ],
-      },
-      'production',
-    ),
-    revision,
-  });
-
-  const open = async (schema: string, over: Partial<PgStoreOptions> = {}): Promise<PgStore> => {
-    const s = await PgStore.open({
-      url: PG_URL,
-      schema,
-      connectTimeoutMs: 1000,
-      writeTimeoutMs: 3000,
-      statusWaitMs: 200,
-      pollIntervalMs: 60_000,
-      heartbeatMs: 60_000,
-      snapshotCache: null,
-      poolSize: 3,
-      historyRevisions: 100,
-      nodeId: `n-${stores.length}`,
-      environment: 'production',
-      role: 'tool',
-      seed: () => seed(),
-      ...over,
-    });
-    stores.push(s);
-    return s;
-  };
-  const fresh = (): string => {
-    const s = uniqueSchema('ipgate_keep');
-    schemas.push(s);
-    return s;
-  };
+  const seed = (revision = 1): StoreData => ({ ...seededStore(), revision });
+  const { sql, fresh, open } = pgStores('ipgate_keep', { writeTimeoutMs: 3000, historyRevisions: 100, seed: () => seed() });
 
   /** One small write: the proxy's description, so each revision changes one row. */
   const describeAs = (s: PgStore, text: string) =>

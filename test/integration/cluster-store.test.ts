@@ -8,25 +8,17 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { parseConfigText } from '../../src/config/load.js';
-import { PgStore, type PgStoreOptions } from '../../src/controlplane/store/pg/pg-store.js';
+import type { PgStore } from '../../src/controlplane/store/pg/pg-store.js';
 import type { StoreData } from '../../src/controlplane/store/state.js';
-import { seedStore } from '../../src/controlplane/store/to-state.js';
 import { StoreConflictError, StoreUnavailableError } from '../../src/controlplane/store/store.js';
-import { adminSql, dropSchema, PG_URL, postgresGate, uniqueSchema } from '../helpers/pg.js';
+import { PG_URL, pgStores, postgresGate } from '../helpers/pg.js';
+import { proxyDef, seededStore } from '../helpers/store-seed.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const hasPostgres = await postgresGate('cluster-store.test.ts');
-
-const proxy = (name: string, ipList: string[]) => ({
-  name,
-  basePath: `/${name}`,
-  upstream: { url: 'http://127.0.0.1:1' },
-  environments: ['production'],
-  policies: [{ operationMetadata: { targetScope: 'ALL' as const, targetPipeline: 'REQUEST' as const }, policy: { type: 'policy-white-ip' as const, name: 'allow', ipList } }],
-});
 
 describe('cluster store configuration', () => {
   it('IPGATE_STORE=postgres://... selects the cluster store, with its defaults', () => {
@@ -46,41 +38,7 @@ describe('cluster store configuration', () => {
 });
 
 describe.runIf(hasPostgres)('cluster store against PostgreSQL', () => {
-  const sql = adminSql();
-  const schemas: string[] = [];
-  const stores: PgStore[] = [];
-
-  afterAll(async () => {
-    for (const s of stores) await s.close().catch(() => undefined);
-    for (const s of schemas) await dropSchema(sql, s).catch(() => undefined);
-    await sql.end({ timeout: 2 });
-  });
-
-  const open = async (schema: string, over: Partial<PgStoreOptions> = {}): Promise<PgStore> => {
-    const s = await PgStore.open({
-      url: PG_URL,
-      schema,
-      connectTimeoutMs: 1000,
-      writeTimeoutMs: 1500,
-      statusWaitMs: 200,
-      pollIntervalMs: 60_000,
-      heartbeatMs: 60_000,
-      snapshotCache: null,
-      poolSize: 3,
-      nodeId: `n-${stores.length}`,
-      environment: 'production',
-      role: 'tool',
-      seed: () => seedStore({ revision: 1, projects: [{ name: 'p', description: undefined, ipGroups: [], apiProxies: [proxy('a', ['10.0.0.0/8'])] }] }, 'production'),
-      ...over,
-    });
-    stores.push(s);
-    return s;
-  };
-  const fresh = (): string => {
-    const s = uniqueSchema('ipgate_store');
-    schemas.push(s);
-    return s;
-  };
+  const { sql, fresh, open } = pgStores('ipgate_store', { seed: () => seededStore() });
 
   const TABLES = ['head', 'revisions', 'resources', 'blobs', 'audit', 'change_log'];
   const setList = (ipList: string[]) => (d: Parameters<Parameters<PgStore['update']>[0]>[0]) => {
@@ -101,8 +59,7 @@ describe.runIf(hasPostgres)('cluster store against PostgreSQL', () => {
   // everyone: it enforces (and writes on top of) a policy that no longer exists in the database.
   it('after a restore to an earlier point and new writes past the node revision, a node reads the database truth', async () => {
     const schema = fresh();
-    const bk = `${schema}_bk`;
-    schemas.push(bk);
+    const bk = fresh(); // the backup's side schema
     const a = await open(schema);
     const b = await open(schema);
     // A backup at revision 1 (what pg_dump would hold), in a side schema.
@@ -237,7 +194,7 @@ describe.runIf(hasPostgres)('cluster store against PostgreSQL', () => {
       name: 'shop',
       description: 'migrated',
       ipGroups: [{ name: 'offices', entries: [{ ip: '198.51.100.0/24', description: 'HQ' }, { ip: '203.0.113.9', action: 'deny' }] }],
-      apiProxies: [{ ...proxy('orders', ['10.0.0.0/8']), environments: ['production', 'staging'] }],
+      apiProxies: [{ ...proxyDef('orders', ['10.0.0.0/8']), environments: ['production', 'staging'] }],
     };
     const write = (name: string, config: Record<string, unknown>): string => {
       const f = join(dir, name);

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/controlplane/store/file-store.js';
 import { readConfiguredStore } from '../../src/controlplane/store/pg/open-store.js';
-import { seedStore } from '../../src/controlplane/store/to-state.js';
+import type { StoreData } from '../../src/controlplane/store/state.js';
+import { seededStore } from '../helpers/store-seed.js';
 
 let dir = '';
 let file = '';
@@ -22,29 +23,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const seed = () =>
-  seedStore(
-    {
-      revision: 1,
-      projects: [
-        {
-          name: 'p',
-          description: undefined,
-          ipGroups: [],
-          apiProxies: [
-            {
-              name: 'a',
-              basePath: '/a',
-              upstream: { url: 'http://127.0.0.1:1' },
-              environments: ['production'],
-              policies: [{ operationMetadata: { targetScope: 'ALL' as const, targetPipeline: 'REQUEST' as const }, policy: { type: 'policy-white-ip' as const, name: 'allow', ipList: ['10.0.0.0/8'] } }],
-            },
-          ],
-        },
-      ],
-    },
-    'production',
-  );
+const seed = (): StoreData => seededStore();
 
 describe('file store read by `ipgate export` while the gateway writes', () => {
   // Found by review as a bug (fixed: readers open the store read-only and never clean up). `ipgate export` (cli.ts cmdExport -> readConfiguredStore -> FileStore.open)
