@@ -77,6 +77,23 @@ export function combineRounds(rawRows) {
   });
 }
 
+/**
+ * The ratio of scenarios a and b within each round (`field`: 'rps' or 'p99'), as text: scenarios of
+ * one round ran minutes apart, so a round's ratio is less exposed to the host's slow stretches
+ * than the ratio of two medians taken from different rounds. Shown beside the verdict, which
+ * stays the ratio of the medians.
+ */
+function perRound(byId, a, b, field) {
+  const ra = byId.get(a).rounds ?? [];
+  const rb = byId.get(b).rounds ?? [];
+  if (ra.length < 2) return '';
+  const ratios = ra.map((x) => {
+    const y = rb.find((z) => z.round === x.round);
+    return y === undefined || !(y[field] > 0) ? 'n/a' : `${(x[field] / y[field]).toFixed(3)}x`;
+  });
+  return `; per round ${ratios.join(', ')}`;
+}
+
 /** The targets, from the rows by scenario id. A target whose scenarios did not run is "n/a". */
 export function evaluateTargets(byId) {
   const ok = (id) => byId.get(id)?.load !== undefined;
@@ -87,12 +104,14 @@ export function evaluateTargets(byId) {
     if (!ids.every(ok)) t.push({ target, measured: 'n/a (scenario not run or failed)', threshold, pass: null, suspect: false });
     else t.push({ target, measured: measured(value()), threshold, pass: pass(value()), suspect: ids.some((id) => suspect(byId.get(id))) });
   };
-  add('7 vs 2: requests/s', [7, 2], () => rps(7) / rps(2), '>= 0.90x', (v) => v >= 0.9, (v) => `${v.toFixed(3)}x (${num(rps(7))} / ${num(rps(2))})`);
-  add('7 vs 2: p99 latency', [7, 2], () => p99(7) / p99(2), '<= 1.2x', (v) => v <= 1.2, (v) => `${v.toFixed(3)}x (${num(p99(7), 2)} / ${num(p99(2), 2)} ms)`);
+  const rpsText = (a, b) => (v) => `${v.toFixed(3)}x (${num(rps(a))} / ${num(rps(b))})${perRound(byId, a, b, 'rps')}`;
+  const p99Text = (a, b) => (v) => `${v.toFixed(3)}x (${num(p99(a), 2)} / ${num(p99(b), 2)} ms)${perRound(byId, a, b, 'p99')}`;
+  add('7 vs 2: requests/s', [7, 2], () => rps(7) / rps(2), '>= 0.90x', (v) => v >= 0.9, rpsText(7, 2));
+  add('7 vs 2: p99 latency', [7, 2], () => p99(7) / p99(2), '<= 1.2x', (v) => v <= 1.2, p99Text(7, 2));
   // "Within 3%": a faster run with a million entries than with none can only be noise, so only
   // the slow side counts.
-  add('6 vs 3: requests/s (list size must not matter)', [6, 3], () => rps(6) / rps(3), '>= 0.97x', (v) => v >= 0.97, (v) => `${v.toFixed(3)}x (${num(rps(6))} / ${num(rps(3))})`);
-  add('8 vs 3: deny flood requests/s', [8, 3], () => rps(8) / rps(3), '>= 1.5x', (v) => v >= 1.5, (v) => `${v.toFixed(3)}x (${num(rps(8))} / ${num(rps(3))})`);
+  add('6 vs 3: requests/s (list size must not matter)', [6, 3], () => rps(6) / rps(3), '>= 0.97x', (v) => v >= 0.97, rpsText(6, 3));
+  add('8 vs 3: deny flood requests/s', [8, 3], () => rps(8) / rps(3), '>= 1.5x', (v) => v >= 1.5, rpsText(8, 3));
   add(
     '9: failed requests during reloads',
     [9],
@@ -104,8 +123,29 @@ export function evaluateTargets(byId) {
       return `${num(v)} failed of ${num(byId.get(9).load.responses)}; ${r.writes} writes, ${r.failedWrites} failed, write ms min/median/max ${r.writeMs?.min}/${r.writeMs?.median}/${r.writeMs?.max}`;
     },
   );
-  add('9 vs 5: p99 latency', [9, 5], () => p99(9) / p99(5), '<= 1.5x', (v) => v <= 1.5, (v) => `${v.toFixed(3)}x (${num(p99(9), 2)} / ${num(p99(5), 2)} ms)`);
+  add('9 vs 5: p99 latency', [9, 5], () => p99(9) / p99(5), '<= 1.5x', (v) => v <= 1.5, p99Text(9, 5));
   return t;
+}
+
+/** Above this spread of scenario 1 between rounds, the run says so under the targets. */
+export const DRIFT_WARN = 0.1;
+
+/**
+ * How much the machine itself moved during the run: scenario 1 (the upstream alone, none of
+ * ipgate's code) between its fastest and slowest round. null when it stayed within DRIFT_WARN or
+ * did not run in several rounds.
+ */
+export function machineDrift(rows) {
+  const up = rows.find((r) => r.id === 1 && r.rounds !== undefined && r.rounds.length > 1 && r.error === undefined);
+  if (up === undefined) return null;
+  const rates = up.rounds.map((x) => x.rps).filter((x) => x > 0);
+  if (rates.length < 2) return null;
+  const spread = Math.max(...rates) / Math.min(...rates) - 1;
+  if (spread <= DRIFT_WARN) return null;
+  return (
+    `‡ The machine's own speed moved during this run: scenario 1 (the upstream alone, no ipgate code) ran at ${rates.map((x) => num(x)).join(' / ')} req/s in its rounds, ` +
+    `${Math.round(spread * 100)}% apart. A ratio of two medians may pair a slow round with a fast one; the per-round ratios beside each verdict show how much that matters.`
+  );
 }
 
 export function markdown(report) {
@@ -147,6 +187,8 @@ export function markdown(report) {
       `† The process under test used less than ${SATURATED_CPU_PERCENT}% of its CPU: it was starved by other work on the machine, or something else (usually the load generator's CPU) was the bottleneck. Those rows and the verdicts built on them are not trustworthy; rerun on a quiet machine.`,
     );
   }
+  const noise = machineDrift(rows);
+  if (noise !== null) out.push('', noise);
   if (report.mode !== 'full') {
     out.push('', `Quick mode: smaller lists (${params.sizes.s5.toLocaleString('en-US')} / ${params.sizes.s6.toLocaleString('en-US')} entries) and short runs; the verdicts are a smoke test, not the targets of issue 5.`);
   }
