@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
 import type { Logger } from '../../src/observability/logger.js';
 import { pgSettings } from '../../src/controlplane/store/pg/open-store.js';
-import { DEFAULT_HISTORY_REVISIONS, TRIM_BATCH_REVISIONS, type PgStore } from '../../src/controlplane/store/pg/pg-store.js';
+import { DEFAULT_HISTORY_REVISIONS, TRIM_BATCH_ROWS, type PgStore } from '../../src/controlplane/store/pg/pg-store.js';
 import type { StoreData } from '../../src/controlplane/store/state.js';
 import { PG_URL, pgStores, postgresGate } from '../helpers/pg.js';
 import { seededStore } from '../helpers/store-seed.js';
@@ -134,24 +134,48 @@ describe.runIf(hasPostgres)('bounded history in PostgreSQL', () => {
     }
   });
 
-  it(`a backlog of old history (a store from before trimming) drains ${TRIM_BATCH_REVISIONS} revisions per write`, async () => {
+  it(`a backlog of old history (a store from before trimming) drains oldest first, at most ${TRIM_BATCH_ROWS} rows of each table per write`, async () => {
     const schema = fresh();
-    // A store at revision 3000 whose tables still hold revisions 1..2999, as an older ipgate left them.
-    const s = await open(schema, { seed: () => seed(3000) });
-    await sql.unsafe(`insert into "${schema}".revisions (revision, write_id) select g, gen_random_uuid() from generate_series(1, 2999) g`);
-    await sql.unsafe(`insert into "${schema}".change_log (revision, seq, kind, key, op, version) select g, 0, 'environment', 'production', 'update', 1 from generate_series(1, 2999) g`);
-    const lowest = async () => {
-      const [r] = await sql.unsafe(`select (select min(revision) from "${schema}".revisions) as r, (select min(revision) from "${schema}".change_log) as c`);
-      return [Number(r!.r), Number(r!.c)];
-    };
-    const expected = [1 + TRIM_BATCH_REVISIONS, 1 + 2 * TRIM_BATCH_REVISIONS, 3003 - 100 + 1, 3004 - 100 + 1];
-    for (const [i, lo] of expected.entries()) {
-      await describeAs(s, `w${i}`);
-      expect(await lowest()).toEqual([lo, lo]);
+    // A store at revision 30,000 whose tables still hold revisions 1..29,999, as an older ipgate
+    // left them, with three change-log rows per revision (as an import writes many).
+    const head = 30_000;
+    const s = await open(schema, { seed: () => seed(head) });
+    await sql.unsafe(`insert into "${schema}".revisions (revision, write_id) select g, gen_random_uuid() from generate_series(1, ${head - 1}) g`);
+    await sql.unsafe(
+      `insert into "${schema}".change_log (revision, seq, kind, key, op, version) select g, k, 'environment', 'production', 'update', 1 from generate_series(1, ${head - 1}) g, generate_series(0, 2) k`,
+    );
+    const tables = [
+      { name: 'revisions', key: 'revision' },
+      { name: 'change_log', key: '(revision, seq)' },
+    ];
+    for (let w = 1; w <= 6; w++) {
+      const cutoff = head + w - 100; // the write's revision minus historyRevisions
+      const before = [];
+      for (const t of tables) {
+        const [c] = await sql.unsafe(`select count(*)::int as n, count(*) filter (where revision <= $1)::int as old from "${schema}".${t.name}`, [cutoff]);
+        const due = Math.min(TRIM_BATCH_ROWS, c!.old);
+        // The newest row the write must delete (rows are deleted oldest first).
+        const cols = t.name === 'revisions' ? 'revision, 0 as seq' : 'revision, seq';
+        const [last] = due === 0 ? [] : await sql.unsafe(`select ${cols} from "${schema}".${t.name} where revision <= $1 order by ${t.key} limit 1 offset ${due - 1}`, [cutoff]);
+        before.push({ n: c!.n, due, last });
+      }
+      await describeAs(s, `w${w}`);
+      for (const [i, t] of tables.entries()) {
+        const b = before[i]!;
+        const [c] = await sql.unsafe(`select count(*)::int as n from "${schema}".${t.name}`);
+        // Each write adds one row to each table (its revision, and one changed resource).
+        expect(c!.n, `${t.name} after write ${w}`).toBe(b.n - b.due + 1);
+        if (b.last !== undefined) {
+          const cond = t.name === 'revisions' ? 'revision <= $1' : '(revision, seq) <= ($1, $2)';
+          const [left] = await sql.unsafe(`select count(*)::int as n from "${schema}".${t.name} where ${cond}`, t.name === 'revisions' ? [b.last.revision] : [b.last.revision, b.last.seq]);
+          expect(left!.n, `${t.name}: nothing older than the newest deleted row is left`).toBe(0);
+        }
+      }
     }
-    expect(s.data.revision).toBe(3004);
-    const [n] = await sql.unsafe(`select (select count(*) from "${schema}".revisions)::int as r, (select count(distinct revision) from "${schema}".change_log)::int as c`);
-    expect([n!.r, n!.c]).toEqual([100, 100]);
+    expect(s.data.revision).toBe(head + 6);
+    // Drained by now: exactly the newest 100 revisions are left in both tables.
+    const [n] = await sql.unsafe(`select (select count(*) from "${schema}".revisions)::int as r, (select count(distinct revision) from "${schema}".change_log)::int as c, (select min(revision) from "${schema}".revisions)::int as lo`);
+    expect([n!.r, n!.c, n!.lo]).toEqual([100, 100, head + 6 - 99]);
   });
 
   it('refuses a historyRevisions below 2 (a write would delete the row the next write reads)', async () => {

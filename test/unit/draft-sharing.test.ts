@@ -110,6 +110,15 @@ describe('cloneState: audit records', () => {
     const open = { ...initial(list(3, 0)), audit: [rec(1)] } as unknown as StoreData;
     expect(cloneState(open).audit[0]).not.toBe(open.audit[0]);
     expect(cloneState(open).audit[0]).toEqual(open.audit[0]);
+    // Nor is a record its caller froze only at the top: what it holds could still change.
+    const shallow = { ...initial(list(3, 0)), audit: [Object.freeze(rec(2))] } as unknown as StoreData;
+    const copy = cloneState(shallow).audit[0] as unknown as { after: { n: number } };
+    expect(copy).not.toBe(shallow.audit[0]);
+    (shallow.audit[0] as unknown as { after: { n: number } }).after.n = 99;
+    expect(copy.after.n).toBe(2);
+    // deepFreeze does not make it shareable either: it stops at the frozen top.
+    deepFreeze(shallow);
+    expect(cloneState(shallow).audit[0]).not.toBe(shallow.audit[0]);
   });
 });
 
@@ -129,15 +138,27 @@ describe('audit summaries of long lists', () => {
     expect(r2!.before!.ipList).toBe(r1!.after!.ipList);
   });
 
-  it('a list that can still change is summarised afresh every time', () => {
+  it('a list of strings is frozen by its first summary, so a write that does not deploy is cached too', () => {
     const d = initial([]);
-    const open = list(300, 5);
-    audit(d, null, { ipList: open });
-    open[0] = '192.0.2.1';
-    audit(d, { ipList: open }, null);
+    const fresh = list(300, 5);
+    audit(d, null, { ipList: fresh });
+    expect(Object.isFrozen(fresh)).toBe(true);
+    expect(() => (fresh as string[]).push('192.0.2.1')).toThrow(TypeError);
+    audit(d, { ipList: fresh }, null);
     const [r1, r2] = d.audit as unknown as { before: { ipList: unknown } | null; after: { ipList: unknown } | null }[];
-    expect(r1!.after!.ipList).not.toEqual(r2!.before!.ipList);
-    expect(r2!.before!.ipList).toEqual({ items: 300, sha256: sha(open) });
+    expect(r2!.before!.ipList).toBe(r1!.after!.ipList);
+  });
+
+  it('a long list of objects (IP group entries) stays mutable and is summarised afresh every time', () => {
+    const d = initial([]);
+    const entries = Array.from({ length: 150 }, (_, i) => ({ value: `10.0.0.${i}` }));
+    audit(d, null, { entries });
+    expect(Object.isFrozen(entries)).toBe(false);
+    entries[0]!.value = '192.0.2.1';
+    audit(d, { entries }, null);
+    const [r1, r2] = d.audit as unknown as { before: { entries: unknown } | null; after: { entries: unknown } | null }[];
+    expect(r1!.after!.entries).not.toEqual(r2!.before!.entries);
+    expect(r2!.before!.entries).toEqual({ items: 150, sha256: sha(entries) });
   });
 });
 

@@ -3,7 +3,7 @@
  * ipList) are summarised by size and hash so the audit trail cannot grow the store without bound.
  */
 import { pacedSha256, pacedStringify } from '../../policy/pace.js';
-import { isSharedLeafArray } from '../store/blobs.js';
+import { freezeLeafArrays, isSharedLeafArray } from '../store/blobs.js';
 import type { AuditRecord, StoreData } from '../store/state.js';
 
 const MAX_RECORDS = 10_000;
@@ -18,6 +18,10 @@ const listSummaries = new WeakMap<readonly unknown[], { items: number; sha256: s
 function summariseList(v: readonly unknown[]): { items: number; sha256: string } {
   const known = listSummaries.get(v);
   if (known !== undefined) return known;
+  // The audit is written last in a write: what it summarises is about to be committed (and
+  // deep-frozen) anyway, so a list of primitives is frozen now, which lets the next write's
+  // "before" find its summary even when this write did not deploy (deployTo freezes otherwise).
+  freezeLeafArrays(v);
   const out = { items: v.length, sha256: pacedSha256(pacedStringify(v)) };
   // Only a frozen list of primitives cannot change after it was hashed.
   if (isSharedLeafArray(v)) listSummaries.set(v, out);

@@ -64,6 +64,13 @@ export function markStored(value: object): void {
  */
 const leafArrays = new WeakSet<readonly unknown[]>();
 
+/**
+ * Objects that deepFreeze froze together with everything inside them. Object.isFrozen alone does
+ * not say that: deepFreeze stops at an object that is already frozen, and an object frozen by
+ * someone else may hold mutable ones. Only these are shared whole by cloneState.
+ */
+const deepFrozen = new WeakSet<object>();
+
 /** Is `value` a frozen array of primitives that drafts share (see leafArrays)? */
 export function isSharedLeafArray(value: unknown): value is readonly unknown[] {
   return Array.isArray(value) && leafArrays.has(value);
@@ -83,6 +90,7 @@ function freezeIfLeaf(a: unknown[]): void {
   }
   Object.freeze(a);
   leafArrays.add(a);
+  deepFrozen.add(a);
 }
 
 /**
@@ -128,14 +136,15 @@ export function cloneDraft<T>(value: T): T {
 /**
  * cloneDraft of a whole store state, sharing its audit records. A write appends records and trims
  * the oldest, but never changes one, so the draft's audit array is a new array of the committed
- * (deep-frozen) records: with the trail full (10,000 records) that is ~20 ms and ~100,000 objects
- * of garbage less per write. A record that is not frozen (a state handed in from outside) is copied.
+ * records that deepFreeze froze whole: with the trail full (10,000 records) that is ~20 ms and
+ * ~100,000 objects of garbage less per write. Any other record (a state handed in from outside,
+ * even one frozen by its caller) is copied.
  */
 export function cloneState<T extends object>(state: T): T {
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(state)) {
     const v = (state as Record<string, unknown>)[k];
-    out[k] = k === 'audit' && Array.isArray(v) ? v.map((r: unknown) => (typeof r === 'object' && r !== null && Object.isFrozen(r) ? r : cloneDraft(r))) : cloneDraft(v);
+    out[k] = k === 'audit' && Array.isArray(v) ? v.map((r: unknown) => (typeof r === 'object' && r !== null && deepFrozen.has(r) ? r : cloneDraft(r))) : cloneDraft(v);
   }
   return out as T;
 }
@@ -261,10 +270,13 @@ export function deepFreeze<T>(value: T): T {
     if (Array.isArray(value)) freezeIfLeaf(value);
     if (Object.isFrozen(value)) return value;
     Object.freeze(value);
+    let all = true;
     for (const v of Object.values(value)) {
       deepFreeze(v);
+      if (typeof v === 'object' && v !== null && !deepFrozen.has(v)) all = false;
       pace();
     }
+    if (all) deepFrozen.add(value);
   }
   return value;
 }

@@ -145,8 +145,9 @@ export class FileStore implements Store {
 
   /**
    * Serialised read-modify-write. `fn` receives a private draft of the committed state (made when
-   * its turn comes, so it sees every earlier write; deployed copies are shared frozen blobs and
-   * must be replaced, not mutated) and may mutate it; alternatively it may return a whole new
+   * its turn comes, so it sees every earlier write; deployed copies, lists and audit records are
+   * shared frozen parts of the committed state and must be replaced, not mutated: see
+   * Store.update) and may mutate it; alternatively it may return a whole new
    * StoreData-shaped object (format, string epoch, the three arrays), which is then written
    * instead of the draft. Any other return value (including the current `data` object) is only the
    * `result`. Throwing/rejecting (in `fn` or in `opts.check`) aborts: nothing is written and the

@@ -92,7 +92,9 @@ export interface Store {
   /**
    * Serialised read-modify-write of the whole state. `fn` gets a private draft of the newest state
    * and mutates it (or returns a complete replacement StoreData); the store sets revision to
-   * previous + 1. Throwing aborts and nothing is written.
+   * previous + 1. Throwing aborts and nothing is written. The draft shares the committed state's
+   * frozen parts (blobs.ts cloneDraft/cloneState): deployed copies, lists (non-empty arrays of
+   * primitives) and audit records. Replace them; changing one in place throws a TypeError.
    */
   update<T>(fn: (draft: StoreData) => T, opts?: UpdateOptions): Promise<UpdateResult<T>>;
   /** Replaces everything (import). revision = previous + 1 unless keepRevision. */

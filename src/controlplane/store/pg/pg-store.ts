@@ -76,12 +76,14 @@ export interface PgStoreSettings {
 export const DEFAULT_HISTORY_REVISIONS = 10_000;
 
 /**
- * At most this many of the oldest revisions are trimmed by one write. In steady state a write
- * trims one revision; the cap only matters for a backlog (a store written before trimming existed,
- * or historyRevisions lowered), which then drains over several writes instead of one write having
- * to delete millions of rows within store.postgres.writeTimeoutMs.
+ * At most this many rows of each history table are deleted by one write, oldest first. In steady
+ * state a write deletes one revision's rows. The cap bounds the cost of a backlog (a store
+ * written before trimming existed, or historyRevisions lowered; an import writes a change-log row
+ * per resource), which then drains over several writes: rows, not revisions, because a write that
+ * had to delete millions of rows within store.postgres.writeTimeoutMs would fail, and so would
+ * every write after it, each trying the same batch.
  */
-export const TRIM_BATCH_REVISIONS = 1_000;
+export const TRIM_BATCH_ROWS = 20_000;
 
 export interface PgStoreOptions extends PgStoreSettings {
   readonly nodeId: string;
@@ -574,22 +576,27 @@ export class PgStore implements Store {
 
   /**
    * Deletes the history that `revision` pushes out of the newest `historyRevisions` revisions:
-   * afterwards `revisions` and `change_log` hold only rows with revision > revision - historyRevisions.
-   * The row of revision - 1 is always kept (historyRevisions >= 2): the next write reads it as the
-   * previous revision's write id (this write read its own `prev` earlier in the transaction, before
-   * these statements). A node holding a trimmed revision does one full read (read-state.ts
-   * sameHistory). Range deletes on the primary keys, oldest first and at most TRIM_BATCH_REVISIONS
-   * revisions per write. Readers in older snapshots still see the rows (MVCC).
+   * afterwards `revisions` and `change_log` hold only rows with revision > revision - historyRevisions
+   * (once any backlog has drained, TRIM_BATCH_ROWS per table per write, oldest first). The row of
+   * revision - 1 is always kept (historyRevisions >= 2): the next write reads it as the previous
+   * revision's write id (this write read its own `prev` earlier in the transaction, before these
+   * statements). A node holding a trimmed revision does one full read (read-state.ts
+   * sameHistory). Deletes by primary key, in the write's transaction; readers in older snapshots
+   * still see the rows (MVCC).
    */
   #trimHistory(tx: TransactionSql, revision: number): Promise<unknown>[] {
     const keep = this.#opts.historyRevisions ?? DEFAULT_HISTORY_REVISIONS;
     // The newest revision deleted; revision - 1 (and revision itself) stay, as keep >= 2.
     const cutoff = revision - keep;
-    if (cutoff < 0) return [];
+    if (cutoff < 1) return [];
     const s = this.#s;
-    return ['revisions', 'change_log'].map((t) =>
-      tx.unsafe(`delete from ${s}.${t} where revision <= least($1::bigint, (select min(revision) from ${s}.${t}) + $2::bigint)`, [cutoff, TRIM_BATCH_REVISIONS - 1]),
-    );
+    return [
+      tx.unsafe(`delete from ${s}.revisions where revision in (select revision from ${s}.revisions where revision <= $1 order by revision limit $2)`, [cutoff, TRIM_BATCH_ROWS]),
+      tx.unsafe(
+        `delete from ${s}.change_log where (revision, seq) in (select revision, seq from ${s}.change_log where revision <= $1 order by revision, seq limit $2)`,
+        [cutoff, TRIM_BATCH_ROWS],
+      ),
+    ];
   }
 
   // ---- status -----------------------------------------------------------------------------------
