@@ -108,6 +108,52 @@ function scanKeys(text: string, start: number, escapedKeys: boolean): boolean {
   return false;
 }
 
+/**
+ * The path of the first object key in the JSON text that is written with an escape sequence
+ * (`"\u0070olicy"`, `"a\r"`), as path segments ending with that key (decoded); null when no key
+ * has one. `text` must be valid JSON (JSON.parse accepted it). The admin API refuses such bodies
+ * rather than trust JSON.parse with them (see scanKeys: Node 24.21.0 can decode one as another
+ * key); its keys are plain names, so no body it accepts needs an escaped key.
+ */
+export function escapedKeyPath(text: string): (string | number)[] | null {
+  // Segments leading to the current value: the current key of each open object, the current
+  // index of each open array.
+  const path: (string | number)[] = [];
+  const inObject: boolean[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      const end = stringEnd(text, i);
+      if (expectKey) {
+        const raw = text.slice(i + 1, end);
+        // A string on its own decodes right; only keys inside an object are affected.
+        if (raw.includes('\\')) return [...path.slice(0, -1), JSON.parse(text.slice(i, end + 1)) as string];
+        path[path.length - 1] = raw;
+        expectKey = false;
+      }
+      i = end;
+    } else if (c === 0x7b /* { */) {
+      path.push('');
+      inObject.push(true);
+      expectKey = true;
+    } else if (c === 0x5b /* [ */) {
+      path.push(0);
+      inObject.push(false);
+      expectKey = false;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      path.pop();
+      inObject.pop();
+      expectKey = false;
+    } else if (c === 0x2c /* , */) {
+      const top = inObject.length - 1;
+      if (inObject[top] === true) expectKey = true;
+      else path[top] = (path[top] as number) + 1;
+    }
+  }
+  return null;
+}
+
 /** Index of the quote that closes the string opening at `open` (valid JSON). */
 function stringEnd(text: string, open: number): number {
   let q = text.indexOf('"', open + 1);

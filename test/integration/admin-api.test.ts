@@ -194,6 +194,33 @@ describe('apiops admin API', () => {
       expect((await call('GET', '/apiops/projects/p/apiProxies/api/environments/nowhere/')).status).toBe(405);
     });
 
+    it('refuses a key written with an escape sequence (400 naming it), and accepts escapes in values', async () => {
+      const before = readFileSync(storeFile, 'utf8');
+      // "\u0070olicy" is "policy": JSON.parse in Node 24.21.0 can decode such a key as another one.
+      const escaped = await call('POST', `${POL}esc/`, {
+        raw: '{"operationMetadata":{"targetScope":"ALL","targetPipeline":"REQUEST"},"\\u0070olicy":{"type":"policy-white-ip","ipList":["1.2.3.4"]}}',
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(escaped.status).toBe(400);
+      expect(escaped.body.details).toEqual([{ path: 'policy', message: 'escaped key' }]);
+      const nested = await call('POST', `${POL}esc/`, {
+        raw: '{"operationMetadata":{"targetScope":"ALL","targetPipeline":"REQUEST"},"policy":{"type":"policy-white-ip","ipList":["1.2.3.4"],"a\\r":1}}',
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(nested.status).toBe(400);
+      expect(nested.body.details).toEqual([{ path: 'policy.a\r', message: 'escaped key' }]);
+      expect(readFileSync(storeFile, 'utf8')).toBe(before);
+      // Escapes in values are fine: the description holds a quote and an e-acute.
+      const ok = await call('POST', `${POL}esc/`, {
+        raw: '{"operationMetadata":{"targetScope":"ALL","targetPipeline":"REQUEST","deploy":false},"policy":{"type":"policy-white-ip","description":"caf\\u00e9 \\"x\\"","ipList":["1.2.3.4"]}}',
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(ok.status).toBe(200);
+      expect((await call('GET', `${POL}esc/`)).body.policy.description).toBe('café "x"');
+      // Leave the shared gateway's policies as they were for the tests after this one.
+      expect((await call('DELETE', `${POL}esc/`, { body: { operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST', deploy: false } } })).status).toBe(200);
+    });
+
     it('deletes a policy (seed default deploy: false) and enforces the deletion once deployed', async () => {
       const r = await call('DELETE', `${POL}block-seven/`, { body: { operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST', deploy: true } } });
       expect(r.status).toBe(200);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument, stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { hasRepeatedKey, parseJsonConfig } from '../../src/config/json-config.js';
+import { escapedKeyPath, hasRepeatedKey, parseJsonConfig } from '../../src/config/json-config.js';
 import { ConfigError, parseConfigText } from '../../src/config/load.js';
 import { mulberry32, testSeed } from '../helpers/seeded.js';
 
@@ -114,5 +114,18 @@ describe('config files written as JSON', () => {
     expect(parseJsonConfig('{"a\\r": "a value may have escapes\\r\\n"}')).toBeUndefined();
     expect(parseJsonConfig('{"a": "a value may have escapes\\r\\n"}')).toEqual({ a: 'a value may have escapes\r\n' });
     expect(parseConfigText('{"log": {"le\\u0076el": "debug"}}', 't.yaml').log.level).toBe('debug');
+  });
+});
+
+describe('escapedKeyPath (admin bodies refuse escaped keys)', () => {
+  it('finds the first key written with an escape, with the path to it, and nothing else', () => {
+    expect(escapedKeyPath('{"a":1,"b":{"c":[1,{"d":2,"e\\u0078":3}]}}')).toEqual(['b', 'c', 1, 'ex']);
+    expect(escapedKeyPath('{"\\u0070olicy":{}}')).toEqual(['policy']);
+    expect(escapedKeyPath('[{"x":1},{"y":2},{"z\\r":3}]')).toEqual([2, 'z\r']);
+    expect(escapedKeyPath('{"k":"a\\\\","l":{"m\\\\":1}}')).toEqual(['l', 'm\\']);
+    // Escapes in values, in array elements and in a string holding a quote are not keys.
+    expect(escapedKeyPath('{"a":"\\u00e9\\"","b":["\\n",{"c":"\\"}"}],"d":{}}')).toBeNull();
+    expect(escapedKeyPath('{"a":[],"b":{},"c":[[1,2],[3]]}')).toBeNull();
+    expect(escapedKeyPath('"\\u0070"')).toBeNull();
   });
 });

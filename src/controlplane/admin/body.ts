@@ -1,10 +1,13 @@
 /**
  * Admin request bodies: validated once, at the boundary. JSON only (415 otherwise), bounded size
  * (413), bounded nesting, and no "__proto__"/"constructor"/"prototype" keys, so a body can never
- * reach an object's prototype chain however it is merged later.
+ * reach an object's prototype chain however it is merged later. No key may be written with an
+ * escape sequence: JSON.parse in Node 24.21.0 can decode such a key as another one
+ * (config/json-config.ts), and every key the API accepts is a plain name.
  */
 import type { IncomingMessage } from 'node:http';
 import type { z } from 'zod';
+import { escapedKeyPath } from '../../config/json-config.js';
 import { formatPath } from '../../config/load.js';
 import { pace } from '../../policy/pace.js';
 import { AdminError } from './errors.js';
@@ -50,10 +53,18 @@ export async function jsonBody<S extends z.ZodType>(req: IncomingMessage, schema
     const ct = req.headers['content-type'];
     const mt = ct === undefined ? '' : (ct.split(';')[0] ?? '').trim().toLowerCase();
     if (mt !== 'application/json') throw new AdminError('UNSUPPORTED_MEDIA_TYPE', `content-type must be application/json, got ${ct === undefined ? 'none' : JSON.stringify(ct)}`);
+    const text = raw.toString('utf8');
     try {
-      value = JSON.parse(raw.toString('utf8'));
+      value = JSON.parse(text);
     } catch (err) {
       throw new AdminError('BAD_REQUEST', `malformed JSON: ${(err as Error).message}`);
+    }
+    // Only a body with a backslash can have an escaped key: the scan costs nothing otherwise.
+    const escaped = raw.includes(0x5c) ? escapedKeyPath(text) : null;
+    if (escaped !== null) {
+      throw new AdminError('BAD_REQUEST', `an object key is written with an escape sequence (${JSON.stringify(formatPath(escaped))}): write keys as plain text`, [
+        { path: formatPath(escaped), message: 'escaped key' },
+      ]);
     }
     checkShape(value, [], 0);
   }
