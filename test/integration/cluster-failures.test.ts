@@ -71,6 +71,7 @@ describe.runIf(hasPostgres)('cluster store: failures and restores', () => {
     expect(next.body.deploymentResult.success).toBe(true);
     await cluster.until('node-b', '127.0.0.9');
     await cluster.until('node-b', '127.0.0.20');
+    await cluster.node('node-b').waitForLog((l) => l.event === 'store_full_reload' && l.reason === 'after a failed apply' && l.msg === 'reloaded everything after a failed apply');
     const healed = (await cluster.nodeList('node-a')).find((n) => n.nodeId === 'node-b')!;
     expect(healed.failedRevision).toBeNull();
   }, 60_000);

@@ -360,16 +360,18 @@ export class PgStore implements Store {
         'this node was further behind than the store keeps history for: reloaded everything',
       );
     } else if (full && have !== null) {
+      const reason =
+        have.head.epoch !== read.head.epoch
+          ? 'epoch changed'
+          : read.head.revision < have.head.revision
+            ? 'revision went back'
+            : distrusted
+              ? 'after a failed apply'
+              : 'history rewritten (restored to an earlier point, then written again)';
       this.#log.warn(
-        { event: 'store_full_reload', reason:
-            have.head.epoch !== read.head.epoch
-              ? 'epoch changed'
-              : read.head.revision < have.head.revision
-                ? 'revision went back'
-                : distrusted
-                  ? 'after a failed apply'
-                  : 'history rewritten (restored to an earlier point, then written again)', from: { epoch: have.head.epoch, revision: have.head.revision }, to: read.head },
-        'store replaced or restored: reloaded everything',
+        { event: 'store_full_reload', reason, from: { epoch: have.head.epoch, revision: have.head.revision }, to: read.head },
+        // A failed apply is this node's own trouble, not a replaced store: say which.
+        reason === 'after a failed apply' ? 'reloaded everything after a failed apply' : 'store replaced or restored: reloaded everything',
       );
     }
     this.#adopt(read, true);
