@@ -115,8 +115,8 @@ async function main() {
     process.exitCode = 1;
   }
   console.log(
-    `\n"parse+decision" is what checkPolicy asks per request of an allow list: does it reject the address? For IPv4 lists of ` +
-      `65,536 intervals or more it is answered by the decision index (flips: where the answer changes; a list whose short ` +
+    `\n"parse+decision" is what checkPolicy asks per request of an allow list: does it reject the address? For lists of ` +
+      `65,536 intervals or more (per family) it is answered by the decision index (flips: where the answer changes; a list whose short ` +
       `prefixes cover the whole space has almost none), otherwise by the trie. "agreement" also counts the decision index ` +
       `against the trie's answer on every address.\n` +
       `References are linear scans: lists above ${REF_CAP.toLocaleString('en-US')} prefixes are cut to the first ${REF_CAP.toLocaleString('en-US')} ` +
@@ -268,10 +268,12 @@ async function row(family, size) {
   const rate = passes(addrs);
   const hotRate = passes(hot);
   // What checkPolicy asks per request: does the policy (an allow list) reject this address? The
-  // decision index answers IPv4 for large lists; everything else takes the trie's answer.
+  // decision indexes answer large lists; small ones take the trie's answer.
   const d4 = trie.decision4;
+  const d6 = trie.decision6;
   const decides = (f) => {
     if (f === 4 && d4 !== null) return d4.rejects(out[0]);
+    if (f === 6 && d6 !== null) return d6.rejects(out);
     const leaf = trie.lookup(f, out);
     return rejects(0, allow[leaf], deny[leaf]);
   };
@@ -353,11 +355,14 @@ async function row(family, size) {
   let mismatches = 0;
   // The decision index against the trie's own answer, on every address and at every size (the
   // references below check the trie itself, on the lists they hold whole).
-  if (d4 !== null) {
+  if (d4 !== null || d6 !== null) {
     for (let i = 0; i < addrs.length; i++) {
-      if (parseClientIp(addrs[i], out) !== 4) continue;
-      const leaf = trie.lookup(4, out);
-      if (d4.rejects(out[0]) !== rejects(0, allow[leaf], deny[leaf])) mismatches++;
+      const f = parseClientIp(addrs[i], out);
+      if (f === 0) continue;
+      const leaf = trie.lookup(f, out);
+      const byIndex = f === 4 ? d4?.rejects(out[0]) : d6?.rejects(out);
+      if (byIndex === undefined) continue;
+      if (byIndex !== rejects(0, allow[leaf], deny[leaf])) mismatches++;
       checked++;
     }
   }
@@ -402,7 +407,7 @@ async function row(family, size) {
     parseRate,
     rate,
     decisionRate,
-    flips: d4 === null ? null : d4.wire.flips,
+    flips: (d4 ?? d6)?.wire.flips ?? null,
     hotRate,
     refCapped: refPrefixes.length < size,
     checked,

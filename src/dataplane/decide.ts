@@ -58,7 +58,7 @@ export function checkPolicy(p: CompiledPolicy, ctx: PolicyContext): Rejection | 
   let r: Rejection | null = null;
   if (ip.family === 0) {
     r = reject(p, 'CLIENT_IP_UNRESOLVED', ip, null);
-  } else if (ip.family === 4 && p.trie.decision4 !== null && !p.trie.decision4.rejects(ip.words[0]!)) {
+  } else if (ip.family === 4 ? p.trie.decision4 !== null && !p.trie.decision4.rejects(ip.words[0]!) : p.trie.decision6 !== null && !p.trie.decision6.rejects(ip.words)) {
     // A large list's decision index says it passes: no trie walk. (A rejection walks the trie
     // below, for the entry the fault and the log name.)
   } else {

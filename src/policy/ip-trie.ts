@@ -66,6 +66,7 @@
  */
 
 import { buildDecisionIndex4, DecisionIndex4, type DecisionIndexWire } from './decision-index.js';
+import { buildDecisionIndex6, DecisionIndex6, type DecisionIndex6Wire } from './decision-index6.js';
 import { parseIpEntry, scanIpEntry, type CidrPrefix } from './ip-entry.js';
 import { pace } from './pace.js';
 
@@ -128,11 +129,21 @@ export class IpTrie {
    * walking the trie (decision-index.ts). null otherwise.
    */
   readonly decision4: DecisionIndex4 | null;
+  /** The same for IPv6 addresses (decision-index6.ts). */
+  readonly decision6: DecisionIndex6 | null;
 
   /** @internal Use IpTrieBuilder. */
-  constructor(v4: FamilyTrie, v6: FamilyTrie, mem: Int32Array, prefixes: number, decision4: DecisionIndex4 | null = null) {
+  constructor(
+    v4: FamilyTrie,
+    v6: FamilyTrie,
+    mem: Int32Array,
+    prefixes: number,
+    decision4: DecisionIndex4 | null = null,
+    decision6: DecisionIndex6 | null = null,
+  ) {
     this.parts = { v4, v6, mem, prefixes };
     this.decision4 = decision4;
+    this.decision6 = decision6;
     this.mem = mem;
     this.dir4 = v4.dir;
     this.d4 = v4.d;
@@ -242,13 +253,14 @@ export class IpTrie {
     if (this.wired !== null) return this.wired;
     const { v4, v6, mem, prefixes } = this.parts;
     const fam = (f: FamilyTrie): FamilyTrie => ({ ...f, dir: shared(f.dir) });
-    this.wired = { v4: fam(v4), v6: fam(v6), mem: shared(mem), prefixes, decision4: this.decision4?.wire ?? null };
+    this.wired = { v4: fam(v4), v6: fam(v6), mem: shared(mem), prefixes, decision4: this.decision4?.wire ?? null, decision6: this.decision6?.wire ?? null };
     return this.wired;
   }
 
   /** The trie toWire() described; costs no copy when the arrays are shared. */
   static fromWire(w: IpTrieWire): IpTrie {
-    return new IpTrie(w.v4, w.v6, w.mem, w.prefixes, w.decision4 === null ? null : new DecisionIndex4(w.decision4));
+    const d4 = w.decision4 === null ? null : new DecisionIndex4(w.decision4);
+    return new IpTrie(w.v4, w.v6, w.mem, w.prefixes, d4, w.decision6 === null ? null : new DecisionIndex6(w.decision6));
   }
 }
 
@@ -260,6 +272,7 @@ export interface IpTrieWire {
   readonly mem: Int32Array;
   readonly prefixes: number;
   readonly decision4: DecisionIndexWire | null;
+  readonly decision6: DecisionIndex6Wire | null;
 }
 
 /**
@@ -861,18 +874,19 @@ export class IpTrieBuilder {
 
   /**
    * `kind`, when given, is the kind of the policy this list belongs to (0 = allow list, 1 = block
-   * list): a large list then also gets its IPv4 decision index (IpTrie.decision4).
+   * list): a large list then also gets its decision indexes (IpTrie.decision4 and decision6).
    */
   build(kind?: 0 | 1): IpTrie {
     // Both sweeps first, so that the shared Mem can be sized for both families.
     const iv4 = sweep(1, sortPrefixes(this.v4));
     const decision4 = kind === undefined ? null : buildDecisionIndex4(iv4.n, iv4.starts, (k) => rejects(kind, iv4.allow[k]!, iv4.deny[k]!));
     const iv6 = sweep(4, sortPrefixes(this.v6));
+    const decision6 = kind === undefined ? null : buildDecisionIndex6(iv6.n, iv6.starts, (k) => rejects(kind, iv6.allow[k]!, iv6.deny[k]!));
     // Typical need on random 1M lists: 4.0 int32 per interval for IPv4, 7.0 for IPv6 (longer bucket
     // keys). Sized a little above that so big builds do not grow (copy) at the end; grows if needed.
     const m = new Mem(1024 + Math.ceil(iv4.n * 4.3 + iv6.n * 7.2));
     const v4 = new FamilyTrieBuilder(1, iv4, m).build();
     const v6 = new FamilyTrieBuilder(4, iv6, m).build();
-    return new IpTrie(v4, v6, m.finish(), this.v4.count + this.v6.count, decision4);
+    return new IpTrie(v4, v6, m.finish(), this.v4.count + this.v6.count, decision4, decision6);
   }
 }
