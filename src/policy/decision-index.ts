@@ -100,6 +100,33 @@ export class DecisionIndex4 {
 }
 
 /**
+ * The intervals (of n, interval 0 at the lowest address) where the decision differs from the
+ * interval before: at[0 .. count). `first` is 1 when interval 0 is rejected. Shared by both families.
+ */
+export function decisionFlips(n: number, rejects: (k: number) => boolean): { first: number; at: Int32Array; count: number } {
+  const first = rejects(0) ? 1 : 0;
+  const at = new Int32Array(n);
+  let count = 0;
+  let cur = first === 1;
+  for (let k = 1; k < n; k++) {
+    if ((k & 15) === 0) pace();
+    const r = rejects(k);
+    if (r !== cur) {
+      at[count++] = k;
+      cur = r;
+    }
+  }
+  return { first, at, count };
+}
+
+/** The block-index width for `count` flips: 16 bits, one more per doubling past flipsPerBlock per block. */
+export function indexBits(count: number, flipsPerBlock: number): number {
+  let bits = MIN_BITS;
+  while (bits < MAX_BITS && count > flipsPerBlock * 2 ** bits) bits++;
+  return bits;
+}
+
+/**
  * The index for intervals `starts` (ascending, starts[0] = 0) whose rejection is `rejects(k)`, or
  * null when the list is too small to need one. `flipsPerBlock` is for tests: a smaller value picks
  * a wider index for the same list.
@@ -111,20 +138,10 @@ export function buildDecisionIndex4(
   flipsPerBlock = FLIPS_PER_BLOCK,
 ): DecisionIndex4 | null {
   if (n < MIN_INTERVALS) return null;
-  const first = rejects(0) ? 1 : 0;
-  const flips = new Uint32Array(n);
-  let count = 0;
-  let cur = first === 1;
-  for (let k = 1; k < n; k++) {
-    if ((k & 15) === 0) pace();
-    const r = rejects(k);
-    if (r !== cur) {
-      flips[count++] = starts[k]!;
-      cur = r;
-    }
-  }
-  let bits = MIN_BITS;
-  while (bits < MAX_BITS && count > flipsPerBlock * 2 ** bits) bits++;
+  const { first, at, count } = decisionFlips(n, rejects);
+  const flips = new Uint32Array(count);
+  for (let j = 0; j < count; j++) flips[j] = starts[at[j]!]!;
+  const bits = indexBits(count, flipsPerBlock);
   const shift = 32 - bits;
   const idx = new Int32Array(new SharedArrayBuffer(4 * ((1 << bits) + 1)));
   const keys = new Uint16Array(new SharedArrayBuffer(2 * (count + SEARCH_SLOTS + 1)));

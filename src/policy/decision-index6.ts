@@ -26,14 +26,12 @@
  * than 32 - B leading bits puts them all in one block; the answers are still exact (the crowded
  * path bisects), only slower.
  */
+import { decisionFlips, indexBits, MIN_INTERVALS } from './decision-index.js';
 import { pace } from './pace.js';
 
-const MIN_INTERVALS = 1 << 16;
 /** Slots the branch-free search covers (32 + 16 + 8 + 4 + 2 + 1); `keys` is padded by one more. */
 const SEARCH_SLOTS = 63;
 const FLIPS_PER_BLOCK = 32;
-const MIN_BITS = 16;
-const MAX_BITS = 20;
 
 /** An IPv6 decision index as structured-clonable data: shared arrays and numbers. */
 export interface DecisionIndex6Wire {
@@ -149,20 +147,8 @@ export function buildDecisionIndex6(
   flipsPerBlock = FLIPS_PER_BLOCK,
 ): DecisionIndex6 | null {
   if (n < MIN_INTERVALS) return null;
-  const first = rejects(0) ? 1 : 0;
-  const at = new Int32Array(n);
-  let count = 0;
-  let cur = first === 1;
-  for (let k = 1; k < n; k++) {
-    if ((k & 15) === 0) pace();
-    const r = rejects(k);
-    if (r !== cur) {
-      at[count++] = k;
-      cur = r;
-    }
-  }
-  let bits = MIN_BITS;
-  while (bits < MAX_BITS && count > flipsPerBlock * 2 ** bits) bits++;
+  const { first, at, count } = decisionFlips(n, rejects);
+  const bits = indexBits(count, flipsPerBlock);
   // P: the leading bits the lowest and the highest flip share (so all do), leaving room for B bits.
   const firstW0 = count > 0 ? starts[at[0]! * 4]! : 0;
   const lastW0 = count > 0 ? starts[at[count - 1]! * 4]! : 0;

@@ -15,6 +15,7 @@ import { parseConfigText } from '../../src/config/load.js';
 import { policyBindingSchema } from '../../src/config/schema.js';
 import { compileConfig, configToState } from '../../src/main.js';
 import { buildDecisionIndex4 } from '../../src/policy/decision-index.js';
+import { buildDecisionIndex6 } from '../../src/policy/decision-index6.js';
 import { pace, pacedSha256, pacedStringify, setPacer } from '../../src/policy/pace.js';
 import { stateHash } from '../../src/policy/state-hash.js';
 import { snapshotToWire } from '../../src/policy/wire.js';
@@ -183,7 +184,12 @@ describe('the long loops of a large write reach the pacer', () => {
     const starts = new Uint32Array(n);
     for (let k = 0; k < n; k++) starts[k] = k * 4096;
     expect(pacerCalls(() => void buildDecisionIndex4(n, starts, (k) => k % 3 === 0))).toBeGreaterThan(n / 16 / 64);
-    expect([...callers]).toEqual(['buildDecisionIndex4']);
+    expect([...callers]).toEqual(['decisionFlips', 'buildDecisionIndex4']);
+    // The IPv6 index: the same flip scan, then its own key loop.
+    const starts6 = new Uint32Array(n * 4);
+    for (let k = 0; k < n; k++) starts6[k * 4] = (0x20000000 + k * 4096) >>> 0;
+    expect(pacerCalls(() => void buildDecisionIndex6(n, starts6, (k) => k % 3 === 0))).toBeGreaterThan(n / 16 / 64);
+    expect([...callers]).toEqual(['decisionFlips', 'buildDecisionIndex6']);
   });
 
   it('the state hash, the store copy, and sealing a deployed copy', () => {
