@@ -27,7 +27,7 @@ import { pace } from './pace.js';
 export const MIN_INTERVALS = 1 << 16;
 
 /** Slots the branch-free search covers (32 + 16 + 8 + 4 + 2 + 1); `keys` is padded by one more. */
-const SEARCH_SLOTS = 63;
+export const SEARCH_SLOTS = 63;
 /** Average flips per block the width is chosen for: blocks over SEARCH_SLOTS stay rare. */
 const FLIPS_PER_BLOCK = 32;
 const MIN_BITS = 16;
@@ -68,7 +68,7 @@ export class DecisionIndex4 {
     const keys = this.keys;
     const s = this.idx[h]!;
     const e = this.idx[h + 1]!;
-    if (e - s > SEARCH_SLOTS) return this.crowded(s, e, lo);
+    if (e - s > SEARCH_SLOTS) return ((bisectAbove(keys, s, e, lo) & 1) ^ this.first) === 1;
     // p - s = the flips in keys[s, p) that are <= lo. Each step probes slot q = p + step - 1 and
     // advances by `step` when keys[q] <= lo and q < e: both tests are sign bits, combined with &,
     // turned into a 0 / -1 mask. No branch depends on the data, so nothing is mispredicted.
@@ -86,17 +86,20 @@ export class DecisionIndex4 {
     p += 1 & -(((keys[p]! - lo - 1) & ~(e - 1 - p)) >>> 31);
     return ((p & 1) ^ this.first) === 1;
   }
+}
 
-  /** A block of more than SEARCH_SLOTS flips: bisection for the first key above lo. */
-  private crowded(s: number, e: number, lo: number): boolean {
-    const keys = this.keys;
-    while (s < e) {
-      const mid = (s + e) >>> 1;
-      if (keys[mid]! <= lo) s = mid + 1;
-      else e = mid;
-    }
-    return ((s & 1) ^ this.first) === 1;
+/**
+ * A block of more than SEARCH_SLOTS flips (a dense run of /32s, or a list that shares a long
+ * prefix): a plain bisection in keys[s, e) for the first key above lo. Cold, so one function
+ * serves both families' key arrays.
+ */
+export function bisectAbove(keys: Uint16Array | Int32Array, s: number, e: number, lo: number): number {
+  while (s < e) {
+    const mid = (s + e) >>> 1;
+    if (keys[mid]! <= lo) s = mid + 1;
+    else e = mid;
   }
+  return s;
 }
 
 /**

@@ -26,11 +26,9 @@
  * than 32 - B leading bits puts them all in one block; the answers are still exact (the crowded
  * path bisects), only slower.
  */
-import { decisionFlips, indexBits, MIN_INTERVALS } from './decision-index.js';
+import { bisectAbove, decisionFlips, indexBits, MIN_INTERVALS, SEARCH_SLOTS } from './decision-index.js';
 import { pace } from './pace.js';
 
-/** Slots the branch-free search covers (32 + 16 + 8 + 4 + 2 + 1); `keys` is padded by one more. */
-const SEARCH_SLOTS = 63;
 const FLIPS_PER_BLOCK = 32;
 
 /** An IPv6 decision index as structured-clonable data: shared arrays and numbers. */
@@ -89,7 +87,7 @@ export class DecisionIndex6 {
     const e = this.idx[h + 1]!;
     let p: number;
     if (e - s > SEARCH_SLOTS) {
-      p = this.bisect(s, e, lo);
+      p = bisectAbove(keys, s, e, lo);
     } else {
       // p - s = the flips in keys[s, p) whose window is <= lo (see DecisionIndex4.rejects: both
       // tests are sign bits, so no branch depends on the data).
@@ -109,17 +107,6 @@ export class DecisionIndex6 {
     // Flips whose window equals the address's may lie above it: drop those, comparing whole addresses.
     while (p > s && keys[p - 1] === lo && !this.atOrBelow(p - 1, words)) p--;
     return ((p & 1) ^ this.first) === 1;
-  }
-
-  /** A block of more than SEARCH_SLOTS flips: bisection for the first window above lo. */
-  private bisect(s: number, e: number, lo: number): number {
-    const keys = this.keys;
-    while (s < e) {
-      const mid = (s + e) >>> 1;
-      if (keys[mid]! <= lo) s = mid + 1;
-      else e = mid;
-    }
-    return s;
   }
 
   /** Is flip j's address <= the address in words? */

@@ -107,6 +107,50 @@ describe('IPv4 decision index', () => {
     expect(widths).toEqual([16, 17, 18, 19, 20, 20]);
   });
 
+
+  it('searches blocks of every size the branch-free search covers (1 to 63 flips) and the first crowded one', () => {
+    // Block h = size holds `size` flips at random offsets (every start is a flip: the decisions
+    // alternate); 70,000 more starts fill blocks 32,768 and up, so the list needs an index. Probed
+    // at every flip, next to it, at the block's edges and at random inside: a search that misses a
+    // slot or reads one past the block answers wrongly for some size.
+    const rnd = mulberry32(63);
+    const cuts = new Set<number>();
+    for (let size = 1; size <= 64; size++) {
+      const inBlock = new Set<number>();
+      while (inBlock.size < size) inBlock.add(Math.floor(rnd() * 65536));
+      for (const low of inBlock) cuts.add(size * 65536 + low);
+    }
+    while (cuts.size < 72_080) cuts.add(0x80000000 + Math.floor(rnd() * 2 ** 31));
+    const starts = Uint32Array.from([0, ...cuts].sort((a, b) => a - b));
+    const n = starts.length;
+    const d = buildDecisionIndex4(n, starts, (k) => (k & 1) === 1)!;
+    expect(d.wire.bits).toBe(16);
+    expect(d.wire.flips).toBe(n - 1);
+    const want = (a: number) => {
+      let lo = 0;
+      let hi = n - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >>> 1;
+        if (starts[mid]! <= a) lo = mid;
+        else hi = mid - 1;
+      }
+      return (lo & 1) === 1;
+    };
+    let bad = 0;
+    let checked = 0;
+    for (let size = 1; size <= 64; size++) {
+      const probes = [size * 65536, size * 65536 + 65535];
+      for (const f of starts) if (f >>> 16 === size) probes.push(f, f - 1, f + 1);
+      for (let i = 0; i < 200; i++) probes.push(size * 65536 + Math.floor(rnd() * 65536));
+      for (const a of probes) {
+        checked++;
+        if (d.rejects(a) !== want(a)) bad++;
+      }
+    }
+    expect(checked).toBeGreaterThan(64 * 200 + 3 * 2000);
+    expect(bad).toBe(0);
+  });
+
   it('survives the wire (shared arrays) and is absent for small lists and without a kind', () => {
     const trie = tries[0];
     const back = IpTrie.fromWire(structuredClone(trie.toWire()));

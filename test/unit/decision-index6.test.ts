@@ -164,6 +164,60 @@ describe('IPv6 decision index', () => {
     expect(widths).toEqual([16, 17, 19, 20]);
   });
 
+
+  it('searches blocks of every size the branch-free search covers (1 to 63 flips) and the first crowded one', () => {
+    // As in the IPv4 test: block h = size (of the 16 bits after 2000::/3) holds `size` flips with
+    // random windows, every start a flip; 70,000 more starts fill the upper half of 2000::/3.
+    const rnd = mulberry32(64);
+    const u32 = () => Math.floor(rnd() * 2 ** 32) >>> 0;
+    const list: Words[] = [];
+    const blockW0 = (h: number) => (0x20000000 | (h << 13)) >>> 0;
+    for (let size = 1; size <= 64; size++) {
+      for (let k = 0; k < size; k++) list.push([(blockW0(size) | (u32() & 0x1fff)) >>> 0, u32(), 0, 0]);
+    }
+    for (let i = 0; i < 70_000; i++) list.push([(0x30000000 | (u32() & 0x0fffffff)) >>> 0, u32(), u32(), u32()]);
+    const cmp = (x: Words, y: Words) => {
+      for (let t = 0; t < 4; t++) if (x[t] !== y[t]) return x[t]! < y[t]! ? -1 : 1;
+      return 0;
+    };
+    list.sort(cmp);
+    const uniq: Words[] = [[0, 0, 0, 0], ...list.filter((a, i) => i === 0 || cmp(a, list[i - 1]!) !== 0)];
+    const n = uniq.length;
+    const starts = new Uint32Array(n * 4);
+    uniq.forEach((a, i) => starts.set(a, i * 4));
+    const d = buildDecisionIndex6(n, starts, (k) => (k & 1) === 1)!;
+    expect(d.wire.bits).toBe(16);
+    expect(d.wire.pre).toBe(3);
+    const want = (a: Words) => {
+      let lo = 0;
+      let hi = n - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >>> 1;
+        if (cmp(uniq[mid]!, a) <= 0) lo = mid;
+        else hi = mid - 1;
+      }
+      return (lo & 1) === 1;
+    };
+    const w = new Uint32Array(4);
+    let bad = 0;
+    let checked = 0;
+    for (let size = 1; size <= 64; size++) {
+      const probes: Words[] = [
+        [blockW0(size), 0, 0, 0],
+        [(blockW0(size) | 0x1fff) >>> 0, 0xffffffff, 0xffffffff, 0xffffffff],
+      ];
+      for (const f of uniq) if (f[0] >>> 13 === blockW0(size) >>> 13) probes.push(f, plus(f, -1), plus(f, 1));
+      for (let i = 0; i < 200; i++) probes.push([(blockW0(size) | (u32() & 0x1fff)) >>> 0, u32(), u32(), u32()]);
+      for (const a of probes) {
+        checked++;
+        w.set(a);
+        if (d.rejects(w) !== want(a)) bad++;
+      }
+    }
+    expect(checked).toBeGreaterThan(64 * 200 + 3 * 2000);
+    expect(bad).toBe(0);
+  });
+
   it('survives the wire (shared arrays) and is absent for small lists and without a kind', () => {
     const { builders, u32 } = bigList(80_000, 5, 0x20000000, 3);
     const trie = builders[0]!.build(0);
