@@ -50,6 +50,24 @@ const NEVER_TRUSTED = (): boolean => false;
 /** JSON text of a string, or of null. */
 const str = (s: string | null | undefined): string => (s === null || s === undefined ? 'null' : JSON.stringify(s));
 
+/**
+ * JSON texts of the strings that come from a small set: names from the config (project, proxy,
+ * policy), IP source labels, fault codes, HTTP methods. WHY: JSON.stringify was the largest cost of
+ * building a line (12 calls, ~3 µs per denied request in bench scenario 8); these repeat on every
+ * line, so each is serialised once. Bounded, so a stream of unusual methods cannot grow it.
+ */
+const MEMO_MAX = 4096;
+const memo = new Map<string, string>();
+function strOf(s: string | null | undefined): string {
+  if (s === null || s === undefined) return 'null';
+  let j = memo.get(s);
+  if (j === undefined) {
+    j = JSON.stringify(s);
+    if (memo.size < MEMO_MAX) memo.set(s, j);
+  }
+  return j;
+}
+
 /** The parts of a logger's line that pino keeps precomputed (pino.symbols is its documented hook). */
 interface PinoInternals {
   readonly stream: DestinationStream;
@@ -128,34 +146,38 @@ export class AccessLog {
       p.time() +
       p.chindings +
       ',"event":"access","correlationId":' +
-      str(ex.correlationId) +
+      // A UUID the gateway generated: hex digits and dashes, nothing to escape.
+      '"' +
+      ex.correlationId +
+      '"' +
       ',"method":' +
-      str(req.method) +
+      strOf(req.method) +
       ',"path":' +
       str(ex.path) +
       ',"endpoint":' +
       str(ex.relPath) +
       ',"project":' +
-      str(proxy.projectName) +
+      strOf(proxy.projectName) +
       ',"proxy":' +
-      str(proxy.name) +
+      strOf(proxy.name) +
       ',"status":' +
       status +
       ',"durationMs":' +
       Math.round(seconds * 1e6) / 1e3 +
       ',"clientIp":' +
-      (ip.family === 0 ? 'null' : str(ip.display())) +
+      // A formatted address (digits, hex, dots and colons): nothing to escape.
+      (ip.family === 0 ? 'null' : '"' + ip.display() + '"') +
       ',"ipSource":' +
-      str(ip.label) +
+      strOf(ip.label) +
       ',"policy":' +
-      str(decided?.policy.name) +
+      strOf(decided?.policy.name) +
       ',"matchedEntry":' +
       str(decided?.entry) +
       // A dry-run denial is named as one even when the request then failed upstream (decision error).
       ',"decision":' +
-      (rejection !== null ? '"denied"' : decided !== null ? '"dry_run_denied"' : str(decision)) +
+      (rejection !== null ? '"denied"' : decided !== null ? '"dry_run_denied"' : strOf(decision)) +
       ',"faultCode":' +
-      str(decided?.code) +
+      strOf(decided?.code) +
       ',"dryRun":' +
       (rejection === null && decided !== null) +
       (decided === null ? (decision === 'allowed' ? MSG_ALLOWED : MSG_ERROR) : rejection !== null ? MSG_DENIED : MSG_DRY_RUN);
