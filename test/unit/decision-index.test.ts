@@ -38,6 +38,22 @@ function decisionByTrie(trie: IpTrie, kind: 0 | 1, a: number): boolean {
   return rejects(kind, trie.allowEntry[leaf]!, trie.denyEntry[leaf]!);
 }
 
+/**
+ * The reference the index is checked against: bisect the sorted interval starts for the last one
+ * at or below `a` and return that interval's decision. Written out independently on purpose; it
+ * must not use src/policy/decision-index*.ts (bisectAbove etc.), or a bug there would pass.
+ */
+function bisectWant(starts: Uint32Array, rejectsAt: (k: number) => boolean, a: number): boolean {
+  let lo = 0;
+  let hi = starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (starts[mid]! <= a) lo = mid;
+    else hi = mid - 1;
+  }
+  return rejectsAt(lo);
+}
+
 describe('IPv4 decision index', () => {
   const [allowB, blockB] = bigList(300_000, 99);
   const tries = { 0: allowB!.build(0), 1: blockB!.build(1) } as const;
@@ -78,16 +94,8 @@ describe('IPv4 decision index', () => {
     const starts = Uint32Array.from([0, ...cuts].sort((a, b) => a - b));
     const n = starts.length;
     const rej = Uint8Array.from(starts, () => (rnd() < 0.5 ? 1 : 0));
-    const want = (a: number) => {
-      let lo = 0;
-      let hi = n - 1;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >>> 1;
-        if (starts[mid]! <= a) lo = mid;
-        else hi = mid - 1;
-      }
-      return rej[lo] === 1;
-    };
+    const rejectsAt = (k: number) => rej[k] === 1;
+    const want = (a: number) => bisectWant(starts, rejectsAt, a);
     const probes: number[] = [0, 0xffffffff];
     for (let i = 0; i < 100_000; i++) probes.push(Math.floor(rnd() * 2 ** 32));
     for (let i = 0; i < 20_000; i++) {
@@ -98,7 +106,7 @@ describe('IPv4 decision index', () => {
     const widths: number[] = [];
     // 32 flips per block is the default (16 bits here); smaller targets pick wider indexes, up to 20.
     for (const perBlock of [32, 1, 0.5, 0.25, 0.125, 0.001]) {
-      const d = buildDecisionIndex4(n, starts, (k) => rej[k] === 1, perBlock)!;
+      const d = buildDecisionIndex4(n, starts, rejectsAt, perBlock)!;
       widths.push(d.wire.bits);
       let bad = 0;
       for (const a of probes) if (d.rejects(a) !== want(a)) bad++;
@@ -123,19 +131,11 @@ describe('IPv4 decision index', () => {
     while (cuts.size < 72_080) cuts.add(0x80000000 + Math.floor(rnd() * 2 ** 31));
     const starts = Uint32Array.from([0, ...cuts].sort((a, b) => a - b));
     const n = starts.length;
-    const d = buildDecisionIndex4(n, starts, (k) => (k & 1) === 1)!;
+    const rejectsAt = (k: number) => (k & 1) === 1;
+    const d = buildDecisionIndex4(n, starts, rejectsAt)!;
     expect(d.wire.bits).toBe(16);
     expect(d.wire.flips).toBe(n - 1);
-    const want = (a: number) => {
-      let lo = 0;
-      let hi = n - 1;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >>> 1;
-        if (starts[mid]! <= a) lo = mid;
-        else hi = mid - 1;
-      }
-      return (lo & 1) === 1;
-    };
+    const want = (a: number) => bisectWant(starts, rejectsAt, a);
     let bad = 0;
     let checked = 0;
     for (let size = 1; size <= 64; size++) {

@@ -62,6 +62,29 @@ function decisionByTrie(trie: IpTrie, kind: 0 | 1, w: Uint32Array): boolean {
   return rejects(kind, trie.allowEntry[leaf]!, trie.denyEntry[leaf]!);
 }
 
+/** Orders two addresses as 128-bit numbers (-1, 0, 1). */
+function cmp(x: Words, y: Words): number {
+  for (let t = 0; t < 4; t++) if (x[t] !== y[t]) return x[t]! < y[t]! ? -1 : 1;
+  return 0;
+}
+
+/**
+ * The reference the index is checked against: bisect the sorted interval starts for the last one
+ * at or below `a` (whole 128-bit compares) and return that interval's decision. Written out
+ * independently on purpose; it must not use src/policy/decision-index*.ts (bisectAbove etc.), or a
+ * bug there would pass.
+ */
+function bisectWant(starts: readonly Words[], rejectsAt: (k: number) => boolean, a: Words): boolean {
+  let lo = 0;
+  let hi = starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (cmp(starts[mid]!, a) <= 0) lo = mid;
+    else hi = mid - 1;
+  }
+  return rejectsAt(lo);
+}
+
 describe('IPv6 decision index', () => {
   // 2000::/3 like global unicast lists; 2001::/16 puts the window at bit 32 exactly (the other shift case).
   it.each([
@@ -117,10 +140,6 @@ describe('IPv6 decision index', () => {
       if (rnd() < 0.5) list.push(plus(a, 1 + Math.floor(rnd() * 5)), [a[0], a[1], u32(), u32()]);
     }
     for (let k = 0; k < 3000; k++) list.push([0x2a000000, 7, 9, k * 3]);
-    const cmp = (x: Words, y: Words) => {
-      for (let t = 0; t < 4; t++) if (x[t] !== y[t]) return x[t]! < y[t]! ? -1 : 1;
-      return 0;
-    };
     list.sort(cmp);
     const uniq = [[0, 0, 0, 0] as Words, ...list.filter((a, i) => i === 0 || cmp(a, list[i - 1]!) !== 0)].filter(
       (a, i) => i === 0 || cmp(a, [0, 0, 0, 0]) !== 0,
@@ -129,16 +148,8 @@ describe('IPv6 decision index', () => {
     const starts = new Uint32Array(n * 4);
     uniq.forEach((a, i) => starts.set(a, i * 4));
     const rej = Uint8Array.from(uniq, () => (rnd() < 0.5 ? 1 : 0));
-    const want = (a: Words) => {
-      let lo = 0;
-      let hi = n - 1;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >>> 1;
-        if (cmp(uniq[mid]!, a) <= 0) lo = mid;
-        else hi = mid - 1;
-      }
-      return rej[lo] === 1;
-    };
+    const rejectsAt = (k: number) => rej[k] === 1;
+    const want = (a: Words) => bisectWant(uniq, rejectsAt, a);
     const probes: Words[] = [
       [0, 0, 0, 0],
       [0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff],
@@ -152,7 +163,7 @@ describe('IPv6 decision index', () => {
     const widths: number[] = [];
     const w = new Uint32Array(4);
     for (const perBlock of [32, 1, 0.25, 0.001]) {
-      const d = buildDecisionIndex6(n, starts, (k) => rej[k] === 1, perBlock)!;
+      const d = buildDecisionIndex6(n, starts, rejectsAt, perBlock)!;
       widths.push(d.wire.bits);
       let bad = 0;
       for (const a of probes) {
@@ -176,28 +187,16 @@ describe('IPv6 decision index', () => {
       for (let k = 0; k < size; k++) list.push([(blockW0(size) | (u32() & 0x1fff)) >>> 0, u32(), 0, 0]);
     }
     for (let i = 0; i < 70_000; i++) list.push([(0x30000000 | (u32() & 0x0fffffff)) >>> 0, u32(), u32(), u32()]);
-    const cmp = (x: Words, y: Words) => {
-      for (let t = 0; t < 4; t++) if (x[t] !== y[t]) return x[t]! < y[t]! ? -1 : 1;
-      return 0;
-    };
     list.sort(cmp);
     const uniq: Words[] = [[0, 0, 0, 0], ...list.filter((a, i) => i === 0 || cmp(a, list[i - 1]!) !== 0)];
     const n = uniq.length;
     const starts = new Uint32Array(n * 4);
     uniq.forEach((a, i) => starts.set(a, i * 4));
-    const d = buildDecisionIndex6(n, starts, (k) => (k & 1) === 1)!;
+    const rejectsAt = (k: number) => (k & 1) === 1;
+    const d = buildDecisionIndex6(n, starts, rejectsAt)!;
     expect(d.wire.bits).toBe(16);
     expect(d.wire.pre).toBe(3);
-    const want = (a: Words) => {
-      let lo = 0;
-      let hi = n - 1;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >>> 1;
-        if (cmp(uniq[mid]!, a) <= 0) lo = mid;
-        else hi = mid - 1;
-      }
-      return (lo & 1) === 1;
-    };
+    const want = (a: Words) => bisectWant(uniq, rejectsAt, a);
     const w = new Uint32Array(4);
     let bad = 0;
     let checked = 0;
