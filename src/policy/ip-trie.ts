@@ -54,11 +54,11 @@
  * for the GC to trace, cheap to drop, and shareable across threads (toWire/fromWire).
  *
  * BUILD. No per-bit object trie is ever made: prefixes live as flat records in a Uint32Array
- * (IpTrieBuilder.addEntry parses plain addresses and CIDRs straight into them), are LSD-radix-sorted
- * by (address, length) moving whole records (sequential reads; sorting an index array would cost a
- * cache miss per element per pass at 1M entries), swept once with a stack of enclosing prefixes to
- * produce the leaf-pushed intervals with their (allow, deny) (adjacent equal intervals merged; no
- * hash table: an answer is compared only with its neighbour's), and the trie is then built top-down
+ * (IpTrieBuilder.addEntry parses plain addresses and CIDRs straight into them), are radix-sorted
+ * by (address, length) moving whole records, most significant digit first (prefix-sort.ts), swept
+ * once with a stack of enclosing prefixes to produce the leaf-pushed intervals with their
+ * (allow, deny) (adjacent equal intervals merged; no hash table: an answer is compared only with
+ * its neighbour's), and the trie is then built top-down
  * by recursing over the sorted interval ranges: a child block with no interval boundary strictly
  * inside is a leaf, one with at most BUCKET_MAX is a bucket, anything else a node. Cost
  * O(n + intervals x depth); about 0.4 s for 1M random IPv4 prefixes and 0.7-1.1 s for 1M IPv6 ones
@@ -68,6 +68,7 @@
 import { buildDecisionIndex4, DecisionIndex4, type DecisionIndexWire } from './decision-index.js';
 import { buildDecisionIndex6, DecisionIndex6, type DecisionIndex6Wire } from './decision-index6.js';
 import { parseIpEntry, scanIpEntry, type CidrPrefix } from './ip-entry.js';
+import { sortPrefixRecords } from './prefix-sort.js';
 import { pace } from './pace.js';
 
 export const NO_ENTRY = -1;
@@ -361,51 +362,10 @@ interface SortedPrefixes {
   rec: Uint32Array;
 }
 
-/**
- * Stable LSD radix sort of the prefixes by (address, length), moving whole records
- * [address words..., length << 1 | action, entryId] rather than an index array: every pass then
- * reads sequentially and writes into 2048 sequential streams, instead of reading the keys at random
- * (which on a 1M-entry list costs a cache miss per element per pass). 11-bit digits, three per
- * 32-bit word; passes whose digit is the same for every record are skipped.
- */
+/** One family's prefixes, sorted by (address, length) in place (prefix-sort.ts). */
 function sortPrefixes(store: PrefixStore): SortedPrefixes {
-  const n = store.count;
-  const w = store.w;
-  const r = store.r;
-  let src: Uint32Array = store.rec; // sorted in place (it stays a permutation of the same records)
-  let dst: Uint32Array = new Uint32Array(n * r);
-  const count = new Uint32Array(2048);
-  // Least significant key first: the length (bits 1..8 of the length/action field), then the
-  // address from its last word's low bits up. [field, shift, mask] per pass.
-  const passes: number[] = [w, 1, 0xff];
-  for (let k = w - 1; k >= 0; k--) passes.push(k, 0, 0x7ff, k, 11, 0x7ff, k, 22, 0x3ff);
-  for (let q = 0; q < passes.length; q += 3) {
-    const field = passes[q]!;
-    const shift = passes[q + 1]!;
-    const mask = passes[q + 2]!;
-    count.fill(0);
-    for (let i = 0; i < n; i++) {
-      count[(src[i * r + field]! >>> shift) & mask]!++;
-      if ((i & 15) === 0) pace();
-    }
-    if (n === 0 || count[(src[field]! >>> shift) & mask] === n) continue; // one digit value: nothing to do
-    let sum = 0;
-    for (let v = 0; v <= mask; v++) {
-      const c = count[v]!;
-      count[v] = sum;
-      sum += c;
-    }
-    for (let i = 0; i < n; i++) {
-      if ((i & 15) === 0) pace();
-      const o = i * r;
-      const at = count[(src[o + field]! >>> shift) & mask]!++ * r;
-      for (let k = 0; k < r; k++) dst[at + k] = src[o + k]!;
-    }
-    const t = src;
-    src = dst;
-    dst = t;
-  }
-  return { n, r, rec: src };
+  sortPrefixRecords(store.rec, store.count, store.w);
+  return { n: store.count, r: store.r, rec: store.rec };
 }
 
 /** Leaf-pushed intervals of one family: boundary addresses (ascending) with the leaf from there on. */
