@@ -90,7 +90,9 @@ export class DecisionIndex6 {
       p = bisectAbove(keys, s, e, lo);
     } else {
       // p - s = the flips in keys[s, p) whose window is <= lo (see DecisionIndex4.rejects: both
-      // tests are sign bits, so no branch depends on the data).
+      // tests are sign bits, so no branch depends on the data). Written out rather than shared with
+      // DecisionIndex4: its keys are a Uint16Array and these an Int32Array, and one function fed
+      // both would compile its six loads for two element kinds on the hottest path.
       p = s;
       let q = p + 31;
       p += 32 & -(((keys[q]! - lo - 1) & ~(e - 1 - q)) >>> 31);
