@@ -5,23 +5,31 @@
  * [address words..., length << 1 | action, entryId]. Whole records move, never an index array:
  * reading keys through an index at random would cost a cache miss per element at 1M entries.
  *
- * WHY MOST SIGNIFICANT BYTE FIRST. The LSD radix sort used before made a pass over the whole list
- * for every 11 bits of the key, whether or not the records still needed ordering: 13 passes over a
- * 1M-entry IPv6 list, each scattering 24 MB into 2048 streams (a TLB miss per write), ~0.75 s of a
- * ~1.9 s compile on a 2-core VM. MSD stops as soon as a group is small: the first byte splits 1M
- * random prefixes into 256 groups of ~4,000 records (~100 KB, cache-resident from then on), the
- * next byte into groups of ~16, which an insertion sort on the whole key finishes. A byte that is
- * the same across a group (a list inside one /8, or inside 2001:db8::/32) costs one counting read
- * and no move.
+ * WHY MOST SIGNIFICANT DIGIT FIRST. The LSD radix sort used before made a pass over the whole
+ * list for every 11 bits of the key, whether or not the records still needed ordering: 13 passes
+ * over a 1M-entry IPv6 list, each scattering 24 MB into 2048 streams (a TLB miss per write),
+ * ~0.75 s of a ~1.9 s compile on a 2-core VM. MSD stops as soon as a group is small. Digits are
+ * 11, 11 and 10 bits of each address word, then the length. The first digit splits 1M random
+ * IPv4 prefixes into 2048 groups of ~500 records (IPv6 ones inside 2000::/3 into 256 groups of
+ * ~4,000), small enough to stay in cache from then on; the next digit leaves a few records per
+ * bucket, which an insertion sort on the whole key finishes. Digits a whole group shares (a list
+ * inside one /8, or inside 2001:db8::/32) cost one counting pass and one pass that finds where
+ * the records first differ, and no move.
  *
  * STABLE. The counting scatter keeps the order within a digit and the insertion sort moves a record
  * only past strictly greater keys, so records with the same (address, length) stay in insertion
- * order, as the LSD sort left them.
+ * order. The sweep does not need it (it keeps the smallest entryId of each action among equal
+ * prefixes); it keeps the build deterministic, and its output identical to the LSD sort's.
  */
 import { pace } from './pace.js';
 
-/** Groups this small are finished by insertion sort: below this a 2048-way count costs more than it splits. */
+/**
+ * Groups this small are finished by insertion sort (at most ~SMALL^2 / 4 key compares) rather than
+ * by a count whose fill, prefix sum and bucket walk cost 3 x RADIX steps whatever the group size.
+ */
 const SMALL = 48;
+/** Records copied back between two yield points: ~0.1 ms of copying. */
+const COPY_CHUNK = 16_384;
 /** Digits of 11, 11 and 10 bits per address word (most significant first), then the length. */
 const SHIFTS = [21, 10, 0];
 const MASKS = [0x7ff, 0x7ff, 0x3ff];
@@ -30,7 +38,7 @@ const RADIX = 2048;
 /** Sorts rec's first n records of an address of w words in place, by (address, length). */
 export function sortPrefixRecords(rec: Uint32Array, n: number, w: number): void {
   if (n < 2) return;
-  new PrefixSort(rec, n, w).group(0, n, 0);
+  new PrefixSort(rec, n <= SMALL ? 0 : n, w).group(0, n, 0);
 }
 
 /** A class rather than closures, so that V8 keeps the scratch arrays in fields it can optimise. */
@@ -43,6 +51,7 @@ class PrefixSort {
   private readonly counts: Int32Array;
   private readonly scratch: Uint32Array;
 
+  /** `n`: the records the scatter may need room for (0 when the whole list is insertion-sorted). */
   constructor(
     private readonly rec: Uint32Array,
     n: number,
@@ -51,7 +60,7 @@ class PrefixSort {
     this.r = w + 2;
     this.digits = 3 * w + 1;
     this.tmp = new Uint32Array(n * this.r);
-    this.counts = new Int32Array(this.digits * 2 * RADIX);
+    this.counts = new Int32Array(n === 0 ? 0 : this.digits * 2 * RADIX);
     this.scratch = new Uint32Array(this.r);
   }
 
@@ -99,7 +108,13 @@ class PrefixSort {
       const at = c[ends + ((rec[o + field]! >>> shift) & mask)]!++ * r;
       for (let k = 0; k < r; k++) tmp[at + k] = rec[o + k]!;
     }
-    rec.set(tmp.subarray(lo * r, hi * r), lo * r);
+    // Back into rec in chunks with a yield point between them: one copy of a 1M-entry IPv6 list
+    // (24 MB) would hold the CPU for ~4 ms, a whole scheduler tick (see pace.ts).
+    for (let from = lo; from < hi; from += COPY_CHUNK) {
+      const to = Math.min(hi, from + COPY_CHUNK);
+      rec.set(tmp.subarray(from * r, to * r), from * r);
+      pace((to - from) >>> 4);
+    }
     for (let v = 0; v <= mask; v++) {
       const size = c[base + v]!;
       if (size > 1) {

@@ -36,7 +36,7 @@ function referenceSort(rec: Uint32Array, n: number, w: number): number[] {
 
 const u32 = (rnd: () => number) => Math.floor(rnd() * 2 ** 32) >>> 0;
 
-// Shapes that take every path: wide random keys (the first digit splits), keys inside one short
+// Shapes for the main paths: wide random keys (the first digit splits), keys inside one short
 // prefix (the shared digits are jumped over), few distinct keys (runs of equal keys, where only
 // stability orders them), and group sizes around the insertion-sort threshold.
 const shapes: Record<string, { shape: (rnd: () => number, k: number) => number; length: (w: number) => (rnd: () => number) => number }> = {
@@ -71,6 +71,42 @@ describe('sortPrefixRecords', () => {
       });
     }
   }
+
+  // Each of these fails a plausible slip that the random shapes above can miss.
+  it('orders on every bit of the low digit, on lengths alone, and finds a lone difference in a group', () => {
+    const check = (rec: Uint32Array, n: number, w: number) => {
+      const want = referenceSort(rec, n, w);
+      sortPrefixRecords(rec, n, w);
+      expect(Array.from(rec)).toEqual(want);
+    };
+    // 100 /32s in 10.0.0.0/22: the first 50 have bit 9 set, so the low 10-bit digit decides.
+    const a = new Uint32Array(100 * 3);
+    for (let i = 0; i < 100; i++) a.set([(0x0a000000 | (i < 50 ? 0x200 : 0) | (i < 50 ? i : i - 50)) >>> 0, 32 << 1, i], i * 3);
+    check(a, 100, 1);
+    // 60 records alternating ::/0 and ::/128: only the length differs, at its top bit.
+    const b = new Uint32Array(60 * 6);
+    for (let i = 0; i < 60; i++) b.set([0, 0, 0, 0, ((i & 1) === 0 ? 0 : 128) << 1, i], i * 6);
+    check(b, 60, 4);
+    // 60 equal /32s where only record 1 is a /24: the pass that finds shared digits must see it.
+    const c = new Uint32Array(60 * 3);
+    for (let i = 0; i < 60; i++) c.set([0xc0000200, (i === 1 ? 24 : 32) << 1, i], i * 3);
+    check(c, 60, 1);
+  });
+
+  it('agrees with the reference on 3,000 small random lists of few distinct values', () => {
+    const rnd = mulberry32(4242);
+    // Values near digit edges, so that equal and nearly equal digits are common.
+    const edges = [0, 1, 0x3ff, 0x400, 0x1fffff, 0x200000, 0x7fffffff, 0x80000000, 0xffffffff];
+    for (let t = 0; t < 3000; t++) {
+      const w = rnd() < 0.5 ? 1 : 4;
+      const n = Math.floor(rnd() * 300);
+      const values = Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => (rnd() < 0.5 ? edges[Math.floor(rnd() * edges.length)]! : u32(rnd)));
+      const rec = records(n, w, t, (r) => values[Math.floor(r() * values.length)]!, (r) => Math.floor(r() * (32 * w + 1)));
+      const want = referenceSort(rec, n, w);
+      sortPrefixRecords(rec, n, w);
+      expect(Array.from(rec), `case ${t}: w=${w} n=${n}`).toEqual(want);
+    }
+  });
 
   it('sorts only the first n records and leaves the rest of the array alone', () => {
     const rec = records(300, 1, 99, shapes.random!.shape, shapes.random!.length(1));
