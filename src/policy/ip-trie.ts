@@ -61,8 +61,8 @@
  * its neighbour's), and the trie is then built top-down
  * by recursing over the sorted interval ranges: a child block with no interval boundary strictly
  * inside is a leaf, one with at most BUCKET_MAX is a bucket, anything else a node. Cost
- * O(n + intervals x depth); about 0.4 s for 1M random IPv4 prefixes and 0.7-1.1 s for 1M IPv6 ones
- * on a 2-core VM.
+ * O(n + intervals x depth); 0.4-0.75 s for 1M random IPv4 prefixes and 0.9-1.5 s for 1M IPv6 ones
+ * on 2-core VMs (bench/RESULTS.md).
  */
 
 import { buildDecisionIndex4, DecisionIndex4, type DecisionIndexWire } from './decision-index.js';
