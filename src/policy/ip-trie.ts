@@ -58,9 +58,9 @@
  * by (address, length) moving whole records, most significant digit first (prefix-sort.ts), swept
  * once with a stack of enclosing prefixes to produce the leaf-pushed intervals with their
  * (allow, deny) (adjacent equal intervals merged; no hash table: an answer is compared only with
- * its neighbour's), and the trie is then built top-down
- * by recursing over the sorted interval ranges: a child block with no interval boundary strictly
- * inside is a leaf, one with at most BUCKET_MAX is a bucket, anything else a node. Cost
+ * its neighbour's), and the trie is then built top-down by recursing over the sorted interval
+ * ranges: a child block with no interval boundary strictly inside is a leaf, one with at most
+ * BUCKET_MAX is a bucket, anything else a node. Cost
  * O(n + intervals x depth); 0.4-0.75 s for 1M random IPv4 prefixes and 0.9-1.5 s for 1M IPv6 ones
  * on 2-core VMs (bench/RESULTS.md).
  */

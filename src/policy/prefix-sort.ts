@@ -79,10 +79,9 @@ class PrefixSort {
         return;
       }
       if (d === this.digits) return; // equal keys: insertion order is already right
-      const addr = d < 3 * w;
-      field = addr ? (d / 3) | 0 : w;
-      shift = addr ? SHIFTS[d % 3]! : 1;
-      mask = addr ? MASKS[d % 3]! : 0xff;
+      field = fieldOf(d, w);
+      shift = shiftOf(d, w);
+      mask = maskOf(d, w);
       base = d * 2 * RADIX;
       c.fill(0, base, base + mask + 1);
       for (let i = lo; i < hi; i++) {
@@ -123,6 +122,7 @@ class PrefixSort {
       }
     }
   }
+
   /** The first key digit from d on where records [lo, hi) are not all equal (this.digits if none). */
   private firstDifference(lo: number, hi: number, d: number): number {
     const { rec, r, w } = this;
@@ -134,10 +134,7 @@ class PrefixSort {
       const o = i * r;
       for (let k = 0; k <= w; k++) diff[k] = diff[k]! | (rec[o + k]! ^ rec[first + k]!);
     }
-    for (; d < this.digits; d++) {
-      const bits = d < 3 * w ? (diff[(d / 3) | 0]! >>> SHIFTS[d % 3]!) & MASKS[d % 3]! : (diff[w]! >>> 1) & 0xff;
-      if (bits !== 0) return d;
-    }
+    for (; d < this.digits; d++) if (((diff[fieldOf(d, w)]! >>> shiftOf(d, w)) & maskOf(d, w)) !== 0) return d;
     return d;
   }
 
@@ -161,6 +158,17 @@ class PrefixSort {
       rec.set(x, j * r);
     }
   }
+}
+
+/** Where key digit d of a record lies: the word (address words, then the length field), its shift and its mask. */
+function fieldOf(d: number, w: number): number {
+  return d < 3 * w ? (d / 3) | 0 : w;
+}
+function shiftOf(d: number, w: number): number {
+  return d < 3 * w ? SHIFTS[d % 3]! : 1;
+}
+function maskOf(d: number, w: number): number {
+  return d < 3 * w ? MASKS[d % 3]! : 0xff;
 }
 
 /** (address, length) of the record at a[ai] against the one at b[bi]: negative, zero or positive. */
