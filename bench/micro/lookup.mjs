@@ -126,8 +126,8 @@ async function main() {
       `65,536 intervals or more (per family) it is answered by the decision index (flips: where the answer changes; a list whose short ` +
       `prefixes cover the whole space has almost none), otherwise by the trie. "agreement" also counts the decision index ` +
       `against the trie's answer on every address.\n` +
-      `"floor" is this machine's bound for a structure of the decision's size (what its index reads from: IPv4 block index and keys ` +
-      `or lines, IPv6 block index and window keys, or the trie without an index): the same parse, then one random read into an array ` +
+      `"floor" is this machine's bound for a structure of the decision's size (what its index reads from: IPv4 block index and keys, ` +
+      `IPv6 block index and window keys, or the trie without an index): the same parse, then one random read into an array ` +
       `that large, the reads of successive addresses overlapping in the CPU. No lookup that makes at least one random read into that ` +
       `much data can beat it; where it is below a target, the target is out of reach on this machine. The first figure sums the values ` +
       `read; the second branches on each (random bits), as the decision column branches on each answer: a mispredicted branch ` +
@@ -212,9 +212,6 @@ async function row(family, size) {
     const m = process.memoryUsage();
     return m.heapUsed + m.arrayBuffers;
   };
-  // The IPv4 lines index lives in WebAssembly memory (for its page alignment), which
-  // process.memoryUsage().arrayBuffers does not count: added by hand wherever memory is reported.
-  const uncounted = (t) => (t.decision4 !== null && t.decision4.wire.layout === 'lines' ? t.decision4.wire.lines.buffer.byteLength : 0);
   // Compile = parse every rule text + add (addEntry, as compilePolicy does) + build. In a function so that the builder is garbage
   // afterwards, as in real use. Run COMPILE_RUNS times (default 3): the time reported is the
   // fastest run (this is a shared 2-core box), memory is from the first run.
@@ -229,7 +226,7 @@ async function row(family, size) {
     // An allow list, as compilePolicy builds one (kind 0): large lists get the IPv4 decision index.
     const built = builder.build(0);
     const t2 = performance.now();
-    return { built, parseAddMs: t1 - t0, buildMs: t2 - t1, endBytes: mem() + uncounted(built) };
+    return { built, parseAddMs: t1 - t0, buildMs: t2 - t1, endBytes: mem() };
   };
   gc();
   gc();
@@ -247,7 +244,7 @@ async function row(family, size) {
   first = null;
   gc();
   gc();
-  const retainedBytes = mem() + uncounted(trie) - before;
+  const retainedBytes = mem() - before;
   for (let run = 1; run < Number(process.env.COMPILE_RUNS ?? 3); run++) {
     const again = compile();
     if (again.built.stats.bytes !== trie.stats.bytes) throw new Error('non-deterministic build');
@@ -315,7 +312,7 @@ async function row(family, size) {
   // The memory floor of this machine for a structure of the decision's size: the same parse, then
   // ONE read at a position that depends on the parsed address (a multiplicative hash, scaled to
   // the array, so uniform over it), into an array of exactly as many bytes as the decision index
-  // reads from (IPv4: its block index and keys, or its lines; IPv6: its block index and window
+  // reads from (IPv4: its block index and keys; IPv6: its block index and window
   // keys, not the whole addresses it reads on a tie; the trie when there is no index). Reads of
   // successive addresses do not depend on each other, so the CPU overlaps them: the floor is the
   // rate no lookup making at least one random read into that much data can beat, not the latency
@@ -323,7 +320,7 @@ async function row(family, size) {
   // random bits, so the branch is as unpredictable as an allow/deny answer, and each mispredicted
   // branch discards the reads already started for the next addresses; the decision loop above
   // branches on its answer the same way (as the data plane does), so the branched floor is its bound.
-  const decisionBytes = d4 !== null ? d4.bytes : d6 !== null ? d6.wire.idx.byteLength + d6.wire.keys.byteLength : trie.stats.bytes;
+  const decisionBytes = d4 !== null ? d4.wire.idx.byteLength + d4.wire.keys.byteLength : d6 !== null ? d6.wire.idx.byteLength + d6.wire.keys.byteLength : trie.stats.bytes;
   const floorWords = Math.max(16, Math.ceil(decisionBytes / 4));
   const floorArray = new Int32Array(floorWords);
   for (let i = 0; i < floorWords; i++) floorArray[i] = rnd() < 0.5 ? 1 : 0;

@@ -20,29 +20,21 @@
  * fixed six-step branch-free bisection over up to 63 keys (slots past the block are masked out),
  * so the CPU never mispredicts on the data; a crowded block (a dense run of /32s) takes a plain
  * bisection instead. Built only for lists of at least 2^16 intervals: a smaller trie stays in cache
- * by itself, and the index would only cost memory. From 2^20 flips on, where the keys stop fitting
- * in cache, the list gets the one-line-per-lookup layout of decision-lines4.ts instead.
+ * by itself, and the index would only cost memory.
  */
-import { bisectAbove, decisionFlips, indexBits, MIN_INTERVALS, SEARCH_SLOTS } from './decision-flips.js';
-import { buildDecisionLines4, DecisionLines4, type DecisionLinesWire } from './decision-lines4.js';
 import { pace } from './pace.js';
 
+export const MIN_INTERVALS = 1 << 16;
+
+/** Slots the branch-free search covers (32 + 16 + 8 + 4 + 2 + 1); `keys` is padded by one more. */
+export const SEARCH_SLOTS = 63;
 /** Average flips per block the width is chosen for: blocks over SEARCH_SLOTS stay rare. */
 const FLIPS_PER_BLOCK = 32;
-/** From this many flips on, the lines layout (about half full or more at the same width). */
-export const LINES_MIN_FLIPS = 1 << 20;
-
-/** An IPv4 decision index of either layout; both answer rejects(addr). */
-export type Decision4 = DecisionIndex4 | DecisionLines4;
-export type Decision4Wire = DecisionIndexWire | DecisionLinesWire;
-
-export function decision4FromWire(w: Decision4Wire): Decision4 {
-  return w.layout === 'lines' ? new DecisionLines4(w) : new DecisionIndex4(w);
-}
+const MIN_BITS = 16;
+const MAX_BITS = 20;
 
 /** A decision index as structured-clonable data: shared arrays and numbers. */
 export interface DecisionIndexWire {
-  readonly layout: 'blocks';
   readonly bits: number;
   readonly idx: Int32Array;
   /** The flips' low 32 - bits bits, then SEARCH_SLOTS + 1 slots of padding the search may read. */
@@ -66,11 +58,6 @@ export class DecisionIndex4 {
     this.idx = wire.idx;
     this.keys = wire.keys;
     this.first = wire.first;
-  }
-
-  /** The bytes a lookup reads from. */
-  get bytes(): number {
-    return this.idx.byteLength + this.keys.byteLength;
   }
 
   /** HOT PATH. Does the policy reject the IPv4 address `addr` (a uint32; an int32 works too)? */
@@ -102,23 +89,62 @@ export class DecisionIndex4 {
 }
 
 /**
+ * A block of more than SEARCH_SLOTS flips (a dense run of /32s, or a list that shares a long
+ * prefix): a plain bisection in keys[s, e) for the first key above lo. Cold, so one function
+ * serves both families' key arrays.
+ */
+export function bisectAbove(keys: Uint16Array | Int32Array, s: number, e: number, lo: number): number {
+  while (s < e) {
+    const mid = (s + e) >>> 1;
+    if (keys[mid]! <= lo) s = mid + 1;
+    else e = mid;
+  }
+  return s;
+}
+
+/**
+ * The intervals (of n, interval 0 at the lowest address) where the decision differs from the
+ * interval before: at[0 .. count). `first` is 1 when interval 0 is rejected. Shared by both families.
+ */
+export function decisionFlips(n: number, rejects: (k: number) => boolean): { first: number; at: Int32Array; count: number } {
+  const first = rejects(0) ? 1 : 0;
+  const at = new Int32Array(n);
+  let count = 0;
+  let cur = first === 1;
+  for (let k = 1; k < n; k++) {
+    if ((k & 15) === 0) pace();
+    const r = rejects(k);
+    if (r !== cur) {
+      at[count++] = k;
+      cur = r;
+    }
+  }
+  return { first, at, count };
+}
+
+/** The block-index width for `count` flips: 16 bits, one more per doubling past flipsPerBlock per block. */
+export function indexBits(count: number, flipsPerBlock: number): number {
+  let bits = MIN_BITS;
+  while (bits < MAX_BITS && count > flipsPerBlock * 2 ** bits) bits++;
+  return bits;
+}
+
+/**
  * The index for intervals `starts` (ascending, starts[0] = 0) whose rejection is `rejects(k)`, or
- * null when the list is too small to need one. `flipsPerBlock` and `linesMinFlips` are for tests: a
- * smaller value picks a wider index, or the lines layout, for the same list.
+ * null when the list is too small to need one. `flipsPerBlock` is for tests: a smaller value picks
+ * a wider index for the same list.
  */
 export function buildDecisionIndex4(
   n: number,
   starts: Uint32Array,
   rejects: (k: number) => boolean,
   flipsPerBlock = FLIPS_PER_BLOCK,
-  linesMinFlips = LINES_MIN_FLIPS,
-): Decision4 | null {
+): DecisionIndex4 | null {
   if (n < MIN_INTERVALS) return null;
   const { first, at, count } = decisionFlips(n, rejects);
   const flips = new Uint32Array(count);
   for (let j = 0; j < count; j++) flips[j] = starts[at[j]!]!;
   const bits = indexBits(count, flipsPerBlock);
-  if (count >= linesMinFlips) return buildDecisionLines4(flips, count, first, bits);
   const shift = 32 - bits;
   const idx = new Int32Array(new SharedArrayBuffer(4 * ((1 << bits) + 1)));
   const keys = new Uint16Array(new SharedArrayBuffer(2 * (count + SEARCH_SLOTS + 1)));
@@ -131,5 +157,5 @@ export function buildDecisionIndex4(
     keys[j] = f & ((1 << shift) - 1);
   }
   for (let h = 1; h <= 1 << bits; h++) idx[h] = idx[h]! + idx[h - 1]!;
-  return new DecisionIndex4({ layout: 'blocks', bits, idx, keys, flips: count, first });
+  return new DecisionIndex4({ bits, idx, keys, flips: count, first });
 }

@@ -26,7 +26,7 @@
  * than 32 - B leading bits puts them all in one block; the answers are still exact (the crowded
  * path bisects), only slower.
  */
-import { bisectAbove, decisionFlips, indexBits, MIN_INTERVALS, SEARCH_SLOTS } from './decision-flips.js';
+import { bisectAbove, decisionFlips, indexBits, MIN_INTERVALS, SEARCH_SLOTS } from './decision-index.js';
 import { pace } from './pace.js';
 
 const FLIPS_PER_BLOCK = 32;

@@ -65,7 +65,7 @@
  * on 2-core VMs (bench/RESULTS.md).
  */
 
-import { buildDecisionIndex4, decision4FromWire, type Decision4, type Decision4Wire } from './decision-index.js';
+import { buildDecisionIndex4, DecisionIndex4, type DecisionIndexWire } from './decision-index.js';
 import { buildDecisionIndex6, DecisionIndex6, type DecisionIndex6Wire } from './decision-index6.js';
 import { parseIpEntry, scanIpEntry, type CidrPrefix } from './ip-entry.js';
 import { sortPrefixRecords } from './prefix-sort.js';
@@ -129,7 +129,7 @@ export class IpTrie {
    * For a large list built with build(kind): whether that policy rejects an IPv4 address, without
    * walking the trie (decision-index.ts). null otherwise.
    */
-  readonly decision4: Decision4 | null;
+  readonly decision4: DecisionIndex4 | null;
   /** The same for IPv6 addresses (decision-index6.ts). */
   readonly decision6: DecisionIndex6 | null;
 
@@ -139,7 +139,7 @@ export class IpTrie {
     v6: FamilyTrie,
     mem: Int32Array,
     prefixes: number,
-    decision4: Decision4 | null = null,
+    decision4: DecisionIndex4 | null = null,
     decision6: DecisionIndex6 | null = null,
   ) {
     this.parts = { v4, v6, mem, prefixes };
@@ -260,7 +260,7 @@ export class IpTrie {
 
   /** The trie toWire() described; costs no copy when the arrays are shared. */
   static fromWire(w: IpTrieWire): IpTrie {
-    const d4 = w.decision4 === null ? null : decision4FromWire(w.decision4);
+    const d4 = w.decision4 === null ? null : new DecisionIndex4(w.decision4);
     return new IpTrie(w.v4, w.v6, w.mem, w.prefixes, d4, w.decision6 === null ? null : new DecisionIndex6(w.decision6));
   }
 }
@@ -272,7 +272,7 @@ export interface IpTrieWire {
   /** Nodes, buckets and leaf answers of both families. */
   readonly mem: Int32Array;
   readonly prefixes: number;
-  readonly decision4: Decision4Wire | null;
+  readonly decision4: DecisionIndexWire | null;
   readonly decision6: DecisionIndex6Wire | null;
 }
 
