@@ -166,6 +166,23 @@ describe('apiops admin API', () => {
       expect(change.body.details).toEqual([{ path: 'policy.type', message: 'must stay policy-black-ip' }]);
     });
 
+    it('refuses a body naming another policy (400, on add and update) and writes to unknown policies (404), writing nothing', async () => {
+      const before = readFileSync(storeFile, 'utf8');
+      const meta = { targetScope: 'ALL', targetPipeline: 'REQUEST' };
+      const renamed = { operationMetadata: meta, policy: { type: 'policy-black-ip', name: 'other', ipList: ['10.0.0.1'] } };
+      for (const [method, name] of [['POST', 'fresh'], ['PUT', 'block-bad']] as const) {
+        const r = await call(method, `${POL}${name}/`, { body: renamed });
+        expect(r.status).toBe(400);
+        expect(r.body.details).toEqual([{ path: 'policy.name', message: `must be ${name} or absent` }]);
+      }
+      const put = await call('PUT', `${POL}nope/`, { body: { operationMetadata: meta, policy: { type: 'policy-black-ip', ipList: ['10.0.0.1'] } } });
+      expect(put.status).toBe(404);
+      expect(put.body.error_description).toBe('no policy "nope" on API proxy api');
+      const del = await call('DELETE', `${POL}nope/`, { body: { operationMetadata: { ...meta, deploy: false } } });
+      expect(del.status).toBe(404);
+      expect(readFileSync(storeFile, 'utf8')).toBe(before);
+    });
+
     it('names the field of a bad entry and writes nothing', async () => {
       const before = readFileSync(storeFile, 'utf8');
       const r = await call('POST', `${POL}bad/`, {

@@ -25,7 +25,7 @@ import { parseIpEntry } from '../../policy/ip-entry.js';
 import type { IpGroupRecord, ProjectRecord, StoreData } from '../store/state.js';
 import { AdminError } from './errors.js';
 import { nextPageUri, parseCursor, parseLimit } from './pagination.js';
-import type { Route } from './router.js';
+import type { Route, RouteReply } from './router.js';
 import { describedSchema } from './routes-resources.js';
 import { checkIfMatch, deploymentReply, etagOf, findProject, type AdminService } from './service.js';
 
@@ -104,6 +104,22 @@ function entryKey(e: Pick<IpGroupEntry, 'ip' | 'action'>): string {
   return `${canonicalIp(e.ip)}\n${e.action ?? ''}`;
 }
 
+/**
+ * The entries of a request body to store: those whose (address, action) is not in `keys` nor
+ * earlier in the body, stamped with the actor and one time. Adds their keys to `keys`.
+ */
+function newEntries(list: readonly EntryInput[], keys: Set<string>, actor: string): IpGroupEntry[] {
+  const at = new Date().toISOString();
+  const out: IpGroupEntry[] = [];
+  for (const e of list) {
+    const key = entryKey(e);
+    if (keys.has(key)) continue;
+    keys.add(key);
+    out.push(storedEntry(e, actor, at));
+  }
+  return out;
+}
+
 function storedEntry(e: EntryInput, actor: string, at: string): IpGroupEntry {
   const out: IpGroupEntry = { ip: e.ip.trim() };
   if (e.action !== undefined) out.action = e.action;
@@ -130,28 +146,25 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
   const IPS = `${G}ips/`;
   const target = (c: { params: Readonly<Record<string, string>> }, suffix = '') => `${c.params.project}/ipGroups/${c.params.group}${suffix}`;
 
-  /** One entry write: find the group, check If-Match, change its entries, bump its version, go live. */
-  const entryWrite = <T>(
+  /**
+   * One entry write: find the group, check If-Match, change its entries, bump its version, go live.
+   * The reply is the change's result, the deployments and the group's new ETag.
+   */
+  const entryWrite = async <T extends object>(
     c: { actor: string; ifMatch: string | undefined; params: Readonly<Record<string, string>>; callerIp: string | null; force: boolean },
     action: string,
     change: (g: IpGroupRecord, d: StoreData) => { result: T; before: unknown; after: unknown },
-  ) =>
-    svc.write({
-      actor: c.actor,
-      caller: c,
-      action,
-      target: target(c, '/ips'),
-      project: c.params.project!,
-      proxy: null,
-      mutate: (d) => {
-        const p = findProject(d, c.params.project!);
-        const g = findGroup(p, c.params.group!);
-        checkIfMatch(c.ifMatch, g.version);
-        const m = change(g, d);
-        g.version++;
-        return { result: { value: m.result, version: g.version }, deployed: liveEnvironments(p, g), before: m.before, after: m.after };
-      },
+  ): Promise<RouteReply> => {
+    const out = await svc.writeProject(c, action, target(c, '/ips'), (d) => {
+      const p = findProject(d, c.params.project!);
+      const g = findGroup(p, c.params.group!);
+      checkIfMatch(c.ifMatch, g.version);
+      const m = change(g, d);
+      g.version++;
+      return { result: { value: m.result, version: g.version }, deployed: liveEnvironments(p, g), before: m.before, after: m.after };
     });
+    return { body: { ...out.result.value, ...deploymentReply(out.deploymentResults) }, etag: etagOf(out.result.version) };
+  };
 
   return [
     {
@@ -178,22 +191,14 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
       handler: async (c) => {
         const body = await c.json(describedSchema, bodyLimit, true);
         const name = c.params.group!;
-        const out = await svc.write({
-          actor: c.actor,
-          caller: c,
-          action: 'ipGroup.create',
-          target: target(c),
-          project: c.params.project!,
-          proxy: null,
-          mutate: (d) => {
-            const p = findProject(d, c.params.project!);
-            // Ids and names share one namespace (the compiler refuses a clash), names case-insensitively.
-            const clash = p.ipGroups.find((g) => g.name.toLowerCase() === name.toLowerCase() || g.id.toLowerCase() === name.toLowerCase());
-            if (clash !== undefined) throw new AdminError('CONFLICT', `an IP group ${JSON.stringify(clash.name)} (id ${clash.id}) already uses the name ${JSON.stringify(name)} in project ${p.name} (names are case-insensitive)`);
-            const rec: IpGroupRecord = { id: newGroupId(p), name, description: body.description, entries: [], version: 1 };
-            p.ipGroups.push(rec);
-            return { result: rec.id, deployed: [], before: null, after: { id: rec.id, name: rec.name, description: rec.description } };
-          },
+        const out = await svc.writeProject(c, 'ipGroup.create', target(c), (d) => {
+          const p = findProject(d, c.params.project!);
+          // Ids and names share one namespace (the compiler refuses a clash), names case-insensitively.
+          const clash = p.ipGroups.find((g) => g.name.toLowerCase() === name.toLowerCase() || g.id.toLowerCase() === name.toLowerCase());
+          if (clash !== undefined) throw new AdminError('CONFLICT', `an IP group ${JSON.stringify(clash.name)} (id ${clash.id}) already uses the name ${JSON.stringify(name)} in project ${p.name} (names are case-insensitive)`);
+          const rec: IpGroupRecord = { id: newGroupId(p), name, description: body.description, entries: [], version: 1 };
+          p.ipGroups.push(rec);
+          return { result: rec.id, deployed: [], before: null, after: { id: rec.id, name: rec.name, description: rec.description } };
         });
         return { status: 201, body: { success: true, id: out.result }, etag: etagOf(1) };
       },
@@ -203,27 +208,19 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
       path: G,
       write: true,
       handler: async (c) => {
-        await svc.write({
-          actor: c.actor,
-          caller: c,
-          action: 'ipGroup.delete',
-          target: target(c),
-          project: c.params.project!,
-          proxy: null,
-          mutate: (d) => {
-            const p = findProject(d, c.params.project!);
-            const g = findGroup(p, c.params.group!);
-            checkIfMatch(c.ifMatch, g.version);
-            const refs = referencesOf(p, g);
-            if (refs.length > 0) {
-              throw new AdminError(
-                'CONFLICT',
-                `IP group ${g.name} (id ${g.id}) is referenced by ${refs.map((r) => `API proxy ${r.apiProxy} policy ${r.policy}`).join(', ')} (working copy or a deployment); remove those references and deploy first`,
-              );
-            }
-            p.ipGroups.splice(p.ipGroups.indexOf(g), 1);
-            return { result: null, deployed: [], before: { id: g.id, name: g.name, description: g.description, entryCount: g.entries.length }, after: null };
-          },
+        await svc.writeProject(c, 'ipGroup.delete', target(c), (d) => {
+          const p = findProject(d, c.params.project!);
+          const g = findGroup(p, c.params.group!);
+          checkIfMatch(c.ifMatch, g.version);
+          const refs = referencesOf(p, g);
+          if (refs.length > 0) {
+            throw new AdminError(
+              'CONFLICT',
+              `IP group ${g.name} (id ${g.id}) is referenced by ${refs.map((r) => `API proxy ${r.apiProxy} policy ${r.policy}`).join(', ')} (working copy or a deployment); remove those references and deploy first`,
+            );
+          }
+          p.ipGroups.splice(p.ipGroups.indexOf(g), 1);
+          return { result: null, deployed: [], before: { id: g.id, name: g.name, description: g.description, entryCount: g.entries.length }, after: null };
         });
         return { body: { success: true } };
       },
@@ -251,20 +248,11 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
       write: true,
       handler: async (c) => {
         const body = await c.json(entriesBodySchema, bodyLimit);
-        const out = await entryWrite(c, 'ipGroup.entries.add', (g) => {
-          const keys = new Set(g.entries.map(entryKey));
-          const at = new Date().toISOString();
-          const added: IpGroupEntry[] = [];
-          for (const e of body.entries) {
-            const key = entryKey(e);
-            if (keys.has(key)) continue;
-            keys.add(key);
-            added.push(storedEntry(e, c.actor, at));
-          }
+        return entryWrite(c, 'ipGroup.entries.add', (g) => {
+          const added = newEntries(body.entries, new Set(g.entries.map(entryKey)), c.actor);
           g.entries.push(...added);
           return { result: { added: added.length, ignored: body.entries.length - added.length }, before: null, after: added };
         });
-        return { body: { ...out.result.value, ...deploymentReply(out.deploymentResults) }, etag: etagOf(out.result.version) };
       },
     },
     {
@@ -273,21 +261,12 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
       write: true,
       handler: async (c) => {
         const body = await c.json(entriesBodySchema, bodyLimit);
-        const out = await entryWrite(c, 'ipGroup.entries.replace', (g) => {
-          const keys = new Set<string>();
-          const at = new Date().toISOString();
-          const next: IpGroupEntry[] = [];
-          for (const e of body.entries) {
-            const key = entryKey(e);
-            if (keys.has(key)) continue;
-            keys.add(key);
-            next.push(storedEntry(e, c.actor, at));
-          }
+        return entryWrite(c, 'ipGroup.entries.replace', (g) => {
+          const next = newEntries(body.entries, new Set(), c.actor);
           const before = g.entries;
           g.entries = next;
           return { result: { entryCount: next.length, ignored: body.entries.length - next.length }, before, after: next };
         });
-        return { body: { ...out.result.value, ...deploymentReply(out.deploymentResults) }, etag: etagOf(out.result.version) };
       },
     },
     {
@@ -296,7 +275,7 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
       write: true,
       handler: async (c) => {
         const body = await c.json(removeBodySchema, bodyLimit);
-        const out = await entryWrite(c, 'ipGroup.entries.remove', (g) => {
+        return entryWrite(c, 'ipGroup.entries.remove', (g) => {
           const wanted = new Set(body.entries.map(canonicalIp));
           const matched = new Set<string>();
           const kept: IpGroupEntry[] = [];
@@ -313,7 +292,6 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
           const ignored = body.entries.length - matched.size;
           return { result: { removed: removed.length, ignored }, before: removed, after: null };
         });
-        return { body: { ...out.result.value, ...deploymentReply(out.deploymentResults) }, etag: etagOf(out.result.version) };
       },
     },
   ];

@@ -15,7 +15,7 @@ import type { PolicyBinding, TargetPipeline } from '../../policy/model.js';
 import { cloneDraft, freezeLeafArrays } from '../store/blobs.js';
 import type { ProxyRecord, StoreData } from '../store/state.js';
 import { AdminError } from './errors.js';
-import type { Route } from './router.js';
+import type { Route, RouteContext, RouteReply } from './router.js';
 import { checkIfMatch, deploymentReply, etagOf, findProject, findProxy, type AdminService } from './service.js';
 
 export const deleteBodySchema = z.strictObject({
@@ -31,6 +31,29 @@ export const deleteBodySchema = z.strictObject({
 
 function indexOfPolicy(r: ProxyRecord, name: string): number {
   return r.draft.policies.findIndex((b) => b.policy.name.toLowerCase() === name.toLowerCase());
+}
+
+/** The index of the policy `name` on `r`, or NOT_FOUND. */
+function existing(r: ProxyRecord, name: string): number {
+  const i = indexOfPolicy(r, name);
+  if (i === -1) throw new AdminError('NOT_FOUND', `no policy ${JSON.stringify(name)} on API proxy ${r.draft.name}`);
+  return i;
+}
+
+/** A body may repeat the policy's name (in any case), not give another. */
+function checkBodyName(body: z.output<typeof policyBindingSchema>, name: string): void {
+  if (body.policy.name !== undefined && body.policy.name.toLowerCase() !== name.toLowerCase()) {
+    throw new AdminError('BAD_REQUEST', 'policy.name differs from the name in the URL', [{ path: 'policy.name', message: `must be ${name} or absent` }]);
+  }
+}
+
+/** What a policy write did to the working copy, for the audit record, and where it deploys. */
+interface PolicyChange {
+  readonly before: PolicyBinding | null;
+  readonly after: PolicyBinding | null;
+  readonly deploy: boolean;
+  /** The environments named in the request, if any. */
+  readonly envs: readonly string[] | undefined;
 }
 
 function orderOf(r: ProxyRecord, index: number): number {
@@ -106,6 +129,26 @@ const MAX_HISTORY = 20;
 
 export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
   const base = '/apiops/projects/:project/apiProxies/:proxy/policies/';
+
+  /**
+   * One write to a policy of the API proxy in the URL, the same for add, update and delete: audit
+   * action and target; the proxy found in the working state and its If-Match checked; `change`
+   * applied to its working copy; the version bumped; then, when the change asks for it, the
+   * proxy deployed to the environments listed, or else to every environment it is deployed to.
+   */
+  const policyWrite = async (c: RouteContext, action: 'policy.add' | 'policy.update' | 'policy.delete', change: (r: ProxyRecord) => PolicyChange): Promise<RouteReply> => {
+    const out = await svc.writeProxy(c, action, `${c.params.project}/${c.params.proxy}/policies/${c.params.policy}`, (d) => {
+      const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
+      checkIfMatch(c.ifMatch, r.version);
+      const { before, after, deploy, envs } = change(r);
+      r.version++;
+      const deployed = deploy ? deployTargets(d, r, envs) : [];
+      deployTo(d, r, deployed, c.actor);
+      return { result: r.version, deployed, before, after };
+    });
+    return { body: deploymentReply(out.deploymentResults), etag: etagOf(out.result) };
+  };
+
   return [
     {
       method: 'GET',
@@ -128,9 +171,7 @@ export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
       path: `${base}:policy/`,
       handler: async (c) => {
         const r = findProxy(findProject(svc.data(), c.params.project!), c.params.proxy!);
-        const i = indexOfPolicy(r, c.params.policy!);
-        if (i === -1) throw new AdminError('NOT_FOUND', `no policy ${JSON.stringify(c.params.policy)} on API proxy ${r.draft.name}`);
-        return { body: { success: true, policy: view(r, i) }, etag: etagOf(r.version) };
+        return { body: { success: true, policy: view(r, existing(r, c.params.policy!)) }, etag: etagOf(r.version) };
       },
     },
     {
@@ -140,29 +181,13 @@ export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
       handler: async (c) => {
         const body = await c.json(policyBindingSchema, bodyLimit);
         const name = c.params.policy!;
-        if (body.policy.name !== undefined && body.policy.name.toLowerCase() !== name.toLowerCase()) {
-          throw new AdminError('BAD_REQUEST', 'policy.name differs from the name in the URL', [{ path: 'policy.name', message: `must be ${name} or absent` }]);
-        }
-        const out = await svc.write({
-          actor: c.actor,
-          caller: c,
-          action: 'policy.add',
-          target: `${c.params.project}/${c.params.proxy}/policies/${name}`,
-          project: c.params.project!,
-          proxy: c.params.proxy!,
-          mutate: (d) => {
-            const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
-            checkIfMatch(c.ifMatch, r.version);
-            if (indexOfPolicy(r, name) !== -1) throw new AdminError('CONFLICT', `a policy named ${JSON.stringify(name)} already exists on API proxy ${r.draft.name} (names are case-insensitive)`);
-            const b = stored(body, name);
-            insertAt(r.draft.policies, b, body.operationMetadata.order);
-            r.version++;
-            const deployed = body.operationMetadata.deploy === false ? [] : deployTargets(d, r, body.operationMetadata.deployTargetEnvironmentNameList);
-            deployTo(d, r, deployed, c.actor);
-            return { result: r.version, deployed, before: null, after: b };
-          },
+        checkBodyName(body, name);
+        return policyWrite(c, 'policy.add', (r) => {
+          if (indexOfPolicy(r, name) !== -1) throw new AdminError('CONFLICT', `a policy named ${JSON.stringify(name)} already exists on API proxy ${r.draft.name} (names are case-insensitive)`);
+          const b = stored(body, name);
+          insertAt(r.draft.policies, b, body.operationMetadata.order);
+          return { before: null, after: b, deploy: body.operationMetadata.deploy !== false, envs: body.operationMetadata.deployTargetEnvironmentNameList };
         });
-        return { body: deploymentReply(out.deploymentResults), etag: etagOf(out.result) };
       },
     },
     {
@@ -172,40 +197,23 @@ export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
       handler: async (c) => {
         const body = await c.json(policyBindingSchema, bodyLimit);
         const name = c.params.policy!;
-        const out = await svc.write({
-          actor: c.actor,
-          caller: c,
-          action: 'policy.update',
-          target: `${c.params.project}/${c.params.proxy}/policies/${name}`,
-          project: c.params.project!,
-          proxy: c.params.proxy!,
-          mutate: (d) => {
-            const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
-            checkIfMatch(c.ifMatch, r.version);
-            const i = indexOfPolicy(r, name);
-            if (i === -1) throw new AdminError('NOT_FOUND', `no policy ${JSON.stringify(name)} on API proxy ${r.draft.name}`);
-            const old = r.draft.policies[i]!;
-            if (old.policy.type !== body.policy.type) {
-              throw new AdminError('BAD_REQUEST', `an update may not change the policy type (${old.policy.type})`, [{ path: 'policy.type', message: `must stay ${old.policy.type}` }]);
-            }
-            if (body.policy.name !== undefined && body.policy.name.toLowerCase() !== name.toLowerCase()) {
-              throw new AdminError('BAD_REQUEST', 'policy.name differs from the name in the URL', [{ path: 'policy.name', message: `must be ${name} or absent` }]);
-            }
-            const b = stored(body, old.policy.name);
-            const order = body.operationMetadata.order;
-            if ((order === null || order === undefined) && b.operationMetadata.targetPipeline === old.operationMetadata.targetPipeline) {
-              r.draft.policies[i] = b; // null keeps the position
-            } else {
-              r.draft.policies.splice(i, 1);
-              insertAt(r.draft.policies, b, order);
-            }
-            r.version++;
-            const deployed = body.operationMetadata.deploy === false ? [] : deployTargets(d, r, body.operationMetadata.deployTargetEnvironmentNameList);
-            deployTo(d, r, deployed, c.actor);
-            return { result: r.version, deployed, before: old, after: b };
-          },
+        return policyWrite(c, 'policy.update', (r) => {
+          const i = existing(r, name);
+          const old = r.draft.policies[i]!;
+          if (old.policy.type !== body.policy.type) {
+            throw new AdminError('BAD_REQUEST', `an update may not change the policy type (${old.policy.type})`, [{ path: 'policy.type', message: `must stay ${old.policy.type}` }]);
+          }
+          checkBodyName(body, name);
+          const b = stored(body, old.policy.name);
+          const order = body.operationMetadata.order;
+          if ((order === null || order === undefined) && b.operationMetadata.targetPipeline === old.operationMetadata.targetPipeline) {
+            r.draft.policies[i] = b; // null keeps the position
+          } else {
+            r.draft.policies.splice(i, 1);
+            insertAt(r.draft.policies, b, order);
+          }
+          return { before: old, after: b, deploy: body.operationMetadata.deploy !== false, envs: body.operationMetadata.deployTargetEnvironmentNameList };
         });
-        return { body: deploymentReply(out.deploymentResults), etag: etagOf(out.result) };
       },
     },
     {
@@ -214,29 +222,12 @@ export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
       write: true,
       handler: async (c) => {
         const body = await c.json(deleteBodySchema, bodyLimit, true);
-        const name = c.params.policy!;
-        const out = await svc.write({
-          actor: c.actor,
-          caller: c,
-          action: 'policy.delete',
-          target: `${c.params.project}/${c.params.proxy}/policies/${name}`,
-          project: c.params.project!,
-          proxy: c.params.proxy!,
-          mutate: (d) => {
-            const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
-            checkIfMatch(c.ifMatch, r.version);
-            const i = indexOfPolicy(r, name);
-            if (i === -1) throw new AdminError('NOT_FOUND', `no policy ${JSON.stringify(name)} on API proxy ${r.draft.name}`);
-            const [old] = r.draft.policies.splice(i, 1);
-            r.version++;
-            // The seed's default for delete is deploy: false.
-            const meta = body.operationMetadata;
-            const deployed = meta?.deploy === true ? deployTargets(d, r, meta.deployTargetEnvironmentNameList) : [];
-            deployTo(d, r, deployed, c.actor);
-            return { result: r.version, deployed, before: old, after: null };
-          },
+        return policyWrite(c, 'policy.delete', (r) => {
+          const [old] = r.draft.policies.splice(existing(r, c.params.policy!), 1);
+          // The seed's default for delete is deploy: false.
+          const meta = body.operationMetadata;
+          return { before: old!, after: null, deploy: meta?.deploy === true, envs: meta?.deployTargetEnvironmentNameList };
         });
-        return { body: deploymentReply(out.deploymentResults), etag: etagOf(out.result) };
       },
     },
   ];

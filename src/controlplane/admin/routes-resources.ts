@@ -78,19 +78,11 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
       path: P,
       write: true,
       handler: async (c) => {
-        await svc.write({
-          actor: c.actor,
-          caller: c,
-          action: 'project.delete',
-          target: c.params.project!,
-          project: c.params.project!,
-          proxy: null,
-          mutate: (d) => {
-            const p = findProject(d, c.params.project!);
-            if (p.proxies.length > 0) throw new AdminError('CONFLICT', `project ${p.name} still has API proxies: ${p.proxies.map((r) => r.draft.name).join(', ')}`);
-            d.projects.splice(d.projects.indexOf(p), 1);
-            return { result: null, deployed: [], before: { name: p.name, description: p.description }, after: null };
-          },
+        await svc.writeProject(c, 'project.delete', c.params.project!, (d) => {
+          const p = findProject(d, c.params.project!);
+          if (p.proxies.length > 0) throw new AdminError('CONFLICT', `project ${p.name} still has API proxies: ${p.proxies.map((r) => r.draft.name).join(', ')}`);
+          d.projects.splice(d.projects.indexOf(p), 1);
+          return { result: null, deployed: [], before: { name: p.name, description: p.description }, after: null };
         });
         return { body: { success: true } };
       },
@@ -177,22 +169,14 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
       write: true,
       handler: async (c) => {
         const body = await c.json(proxyBodySchema, bodyLimit);
-        const out = await svc.write({
-          actor: c.actor,
-          caller: c,
-          action: 'apiProxy.replace',
-          target: `${c.params.project}/${c.params.proxy}`,
-          project: c.params.project!,
-          proxy: c.params.proxy!,
-          mutate: (d) => {
-            const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
-            checkIfMatch(c.ifMatch, r.version);
-            const before = { ...r.draft, policies: undefined };
-            // Replacing a proxy's routing keeps its policies; it is enforced at the next deploy.
-            r.draft = { name: r.draft.name, ...body, policies: r.draft.policies };
-            r.version++;
-            return { result: r.version, deployed: [], before, after: { ...r.draft, policies: undefined } };
-          },
+        const out = await svc.writeProxy(c, 'apiProxy.replace', `${c.params.project}/${c.params.proxy}`, (d) => {
+          const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
+          checkIfMatch(c.ifMatch, r.version);
+          const before = { ...r.draft, policies: undefined };
+          // Replacing a proxy's routing keeps its policies; it is enforced at the next deploy.
+          r.draft = { name: r.draft.name, ...body, policies: r.draft.policies };
+          r.version++;
+          return { result: r.version, deployed: [], before, after: { ...r.draft, policies: undefined } };
         });
         return { body: { success: true }, etag: etagOf(out.result) };
       },
@@ -202,21 +186,13 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
       path: A,
       write: true,
       handler: async (c) => {
-        const out = await svc.write({
-          actor: c.actor,
-          caller: c,
-          action: 'apiProxy.delete',
-          target: `${c.params.project}/${c.params.proxy}`,
-          project: c.params.project!,
-          proxy: c.params.proxy!,
-          mutate: (d) => {
-            const p = findProject(d, c.params.project!);
-            const r = findProxy(p, c.params.proxy!);
-            checkIfMatch(c.ifMatch, r.version);
-            p.proxies.splice(p.proxies.indexOf(r), 1);
-            // Deleting a proxy removes it from every environment it was deployed to.
-            return { result: null, deployed: Object.keys(r.deployments), before: r.draft, after: null };
-          },
+        const out = await svc.writeProxy(c, 'apiProxy.delete', `${c.params.project}/${c.params.proxy}`, (d) => {
+          const p = findProject(d, c.params.project!);
+          const r = findProxy(p, c.params.proxy!);
+          checkIfMatch(c.ifMatch, r.version);
+          p.proxies.splice(p.proxies.indexOf(r), 1);
+          // Deleting a proxy removes it from every environment it was deployed to.
+          return { result: null, deployed: Object.keys(r.deployments), before: r.draft, after: null };
         });
         return { body: deploymentReply(out.deploymentResults) };
       },
@@ -227,20 +203,12 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
       path: `${A}environments/:env/`,
       write: true,
       handler: async (c) => {
-        const out = await svc.write({
-          actor: c.actor,
-          caller: c,
-          action: 'apiProxy.deploy',
-          target: `${c.params.project}/${c.params.proxy}@${c.params.env}`,
-          project: c.params.project!,
-          proxy: c.params.proxy!,
-          mutate: (d) => {
-            const env = requireEnvironment(d, c.params.env!);
-            const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
-            const before = r.deployments[env]?.revision ?? null;
-            deployTo(d, r, [env], c.actor);
-            return { result: null, deployed: [env], before: { deployedRevision: before }, after: { deployedRevision: d.revision + 1 } };
-          },
+        const out = await svc.writeProxy(c, 'apiProxy.deploy', `${c.params.project}/${c.params.proxy}@${c.params.env}`, (d) => {
+          const env = requireEnvironment(d, c.params.env!);
+          const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
+          const before = r.deployments[env]?.revision ?? null;
+          deployTo(d, r, [env], c.actor);
+          return { result: null, deployed: [env], before: { deployedRevision: before }, after: { deployedRevision: d.revision + 1 } };
         });
         return { body: deploymentReply(out.deploymentResults) };
       },
@@ -250,21 +218,13 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
       path: `${A}environments/:env/`,
       write: true,
       handler: async (c) => {
-        const out = await svc.write({
-          actor: c.actor,
-          caller: c,
-          action: 'apiProxy.undeploy',
-          target: `${c.params.project}/${c.params.proxy}@${c.params.env}`,
-          project: c.params.project!,
-          proxy: c.params.proxy!,
-          mutate: (d) => {
-            const env = requireEnvironment(d, c.params.env!);
-            const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
-            const dep = r.deployments[env];
-            if (dep === undefined) throw new AdminError('NOT_FOUND', `API proxy ${r.draft.name} is not deployed to ${env}`);
-            delete r.deployments[env];
-            return { result: null, deployed: [env], before: { deployedRevision: dep.revision }, after: null };
-          },
+        const out = await svc.writeProxy(c, 'apiProxy.undeploy', `${c.params.project}/${c.params.proxy}@${c.params.env}`, (d) => {
+          const env = requireEnvironment(d, c.params.env!);
+          const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
+          const dep = r.deployments[env];
+          if (dep === undefined) throw new AdminError('NOT_FOUND', `API proxy ${r.draft.name} is not deployed to ${env}`);
+          delete r.deployments[env];
+          return { result: null, deployed: [env], before: { deployedRevision: dep.revision }, after: null };
         });
         return { body: deploymentReply(out.deploymentResults) };
       },
@@ -287,27 +247,19 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
       handler: async (c) => {
         const rev = Number(c.params.revision);
         if (!Number.isSafeInteger(rev) || rev < 1) throw new AdminError('BAD_REQUEST', 'revision must be a positive integer', [{ path: 'revision', message: 'not a positive integer' }]);
-        const out = await svc.write({
-          actor: c.actor,
-          caller: c,
-          action: 'apiProxy.rollback',
-          target: `${c.params.project}/${c.params.proxy}@${rev}`,
-          project: c.params.project!,
-          proxy: c.params.proxy!,
-          mutate: (d) => {
-            const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
-            checkIfMatch(c.ifMatch, r.version);
-            const entries = (r.history ?? []).filter((h) => h.revision === rev);
-            const first = entries[0];
-            if (first === undefined) throw new AdminError('NOT_FOUND', `API proxy ${r.draft.name} has no deployment at revision ${rev}`);
-            const before = r.draft;
-            // The working copy becomes the deployed copy of that revision, and is redeployed where it went then.
-            r.draft = structuredClone(first.proxy);
-            r.version++;
-            const envs = [...new Set(entries.map((h) => h.environment))].filter((e) => d.environments.some((x) => x.name === e));
-            deployTo(d, r, envs, c.actor, 'rollback');
-            return { result: r.version, deployed: envs, before, after: r.draft };
-          },
+        const out = await svc.writeProxy(c, 'apiProxy.rollback', `${c.params.project}/${c.params.proxy}@${rev}`, (d) => {
+          const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
+          checkIfMatch(c.ifMatch, r.version);
+          const entries = (r.history ?? []).filter((h) => h.revision === rev);
+          const first = entries[0];
+          if (first === undefined) throw new AdminError('NOT_FOUND', `API proxy ${r.draft.name} has no deployment at revision ${rev}`);
+          const before = r.draft;
+          // The working copy becomes the deployed copy of that revision, and is redeployed where it went then.
+          r.draft = structuredClone(first.proxy);
+          r.version++;
+          const envs = [...new Set(entries.map((h) => h.environment))].filter((e) => d.environments.some((x) => x.name === e));
+          deployTo(d, r, envs, c.actor, 'rollback');
+          return { result: r.version, deployed: envs, before, after: r.draft };
         });
         return { body: deploymentReply(out.deploymentResults), etag: etagOf(out.result) };
       },
