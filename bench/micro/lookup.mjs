@@ -29,7 +29,10 @@
  * "floor" measures this machine's memory on the same addresses: the parse, then one random read
  * into an array as large as the decision index (or the trie), successive reads overlapping: the
  * rate no lookup into that much data can beat. Memory speed differs several-fold between otherwise
- * equal VMs, and within minutes on one, so the 1M rows are read against it.
+ * equal VMs, and within minutes on one, so the 1M rows are read against it. It is given twice: with
+ * the values read summed, and with a branch on each that goes the way the decision went for that
+ * address (the decision column branches on its answers, and a mispredicted branch stops the reads
+ * of the next addresses from overlapping).
  *
  * References on the same workload: node's net.BlockList (addSubnet + check; a linear scan that
  * only answers listed / not listed) and a linear ipaddr.js scan computing the longest allow and
@@ -130,8 +133,9 @@ async function main() {
       `IPv6 block index and window keys, or the trie without an index): the same parse, then one random read into an array ` +
       `that large, the reads of successive addresses overlapping in the CPU. No lookup that makes at least one random read into that ` +
       `much data can beat it; where it is below a target, the target is out of reach on this machine. The first figure sums the values ` +
-      `read; the second branches on each (random bits), as the decision column branches on each answer: a mispredicted branch ` +
-      `discards the reads already started for the next addresses, so the second figure is the decision column's bound.\n` +
+      `read; the second branches on each, the way the decision went for that address, as the decision column branches on each ` +
+      `answer: a mispredicted branch discards the reads already started for the next addresses, so the second figure is the ` +
+      `decision column's bound.\n` +
       `References are linear scans: lists above ${REF_CAP.toLocaleString('en-US')} prefixes are cut to the first ${REF_CAP.toLocaleString('en-US')} ` +
       `and each reference stops after ~${REF_BUDGET_MS} ms. net.BlockList only answers listed / not listed. ` +
       `"heap+buffers at end of build" and "retained" are process.memoryUsage() heapUsed + arrayBuffers growth over the state before ` +
@@ -317,13 +321,20 @@ async function row(family, size) {
   // successive addresses do not depend on each other, so the CPU overlaps them: the floor is the
   // rate no lookup making at least one random read into that much data can beat, not the latency
   // of one read. Measured twice: with the values read summed, and branched on. The array holds
-  // random bits, so the branch is as unpredictable as an allow/deny answer, and each mispredicted
-  // branch discards the reads already started for the next addresses; the decision loop above
-  // branches on its answer the same way (as the data plane does), so the branched floor is its bound.
+  // zeros and the branch tests the value read XOR the decision's own answer for that address, so it
+  // waits for the read and goes exactly the way the decision loop's branch went (as predictable or
+  // not: on MIX=hosts about half the answers are rejections, in no order; on the default mix all
+  // are). Each mispredicted branch discards the reads already started for the next addresses, as in
+  // the decision loop above, which branches on its answer as the data plane does: so the branched
+  // floor is that loop's bound.
+  const answers = new Uint8Array(addrs.length);
+  for (let i = 0; i < addrs.length; i++) {
+    const f = parseClientIp(addrs[i], out);
+    answers[i] = f !== 0 && decides(f) ? 1 : 0;
+  }
   const decisionBytes = d4 !== null ? d4.wire.idx.byteLength + d4.wire.keys.byteLength : d6 !== null ? d6.wire.idx.byteLength + d6.wire.keys.byteLength : trie.stats.bytes;
   const floorWords = Math.max(16, Math.ceil(decisionBytes / 4));
   const floorArray = new Int32Array(floorWords);
-  for (let i = 0; i < floorWords; i++) floorArray[i] = rnd() < 0.5 ? 1 : 0;
   let floorRate = 0;
   let floorBranchRate = 0;
   let floorSink = 0;
@@ -339,7 +350,7 @@ async function row(family, size) {
     for (let i = 0; i < addrs.length; i++) {
       const f = parseClientIp(addrs[i], out);
       const h = Math.imul(out[0] ^ out[3] ^ f, 0x9e3779b1) >>> 0;
-      if (floorArray[Math.floor((h / 4294967296) * floorWords)] === 1) floorSink++;
+      if ((floorArray[Math.floor((h / 4294967296) * floorWords)] ^ answers[i]) === 1) floorSink++;
     }
     floorBranchRate = Math.max(floorBranchRate, (addrs.length / Number(process.hrtime.bigint() - s1)) * 1e9);
   }

@@ -180,7 +180,19 @@ describe('apiops admin API', () => {
       expect(put.body.error_description).toBe('no policy "nope" on API proxy api');
       const del = await call('DELETE', `${POL}nope/`, { body: { operationMetadata: { ...meta, deploy: false } } });
       expect(del.status).toBe(404);
+      expect(del.body.error_description).toBe('no policy "nope" on API proxy api');
       expect(readFileSync(storeFile, 'utf8')).toBe(before);
+    });
+
+    it('deploys a delete only when asked: with no body, the deployed copy stays as it was', async () => {
+      const meta = { targetScope: 'ALL', targetPipeline: 'REQUEST' };
+      const added = await call('POST', `${POL}quiet/`, { body: { operationMetadata: { ...meta, deploy: false }, policy: { type: 'policy-black-ip', ipList: ['10.9.9.9'] } } });
+      expect(added.body.deploymentResult.deploymentResults).toEqual([]);
+      const histories = (await call('GET', '/apiops/projects/p/apiProxies/api/deploy-histories/')).body.resultCount;
+      const del = await call('DELETE', `${POL}quiet/`);
+      expect(del.status).toBe(200);
+      expect(del.body.deploymentResult.deploymentResults).toEqual([]);
+      expect((await call('GET', '/apiops/projects/p/apiProxies/api/deploy-histories/')).body.resultCount).toBe(histories);
     });
 
     it('names the field of a bad entry and writes nothing', async () => {
