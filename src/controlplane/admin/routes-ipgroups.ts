@@ -27,7 +27,7 @@ import { AdminError } from './errors.js';
 import { nextPageUri, parseCursor, parseLimit } from './pagination.js';
 import type { Route, RouteReply } from './router.js';
 import { describedSchema } from './routes-resources.js';
-import { checkIfMatch, deploymentReply, etagOf, findProject, type AdminService } from './service.js';
+import { checkIfMatch, deploymentReply, etagOf, findProject, type AdminService, type RouteCaller } from './service.js';
 
 
 /** createdBy and createdAt are the server's: the actor and the time of the write. */
@@ -151,7 +151,7 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
    * The reply is the change's result, the deployments and the group's new ETag.
    */
   const entryWrite = async <T extends object>(
-    c: { actor: string; ifMatch: string | undefined; params: Readonly<Record<string, string>>; callerIp: string | null; force: boolean },
+    c: RouteCaller & { readonly ifMatch: string | undefined },
     action: string,
     change: (g: IpGroupRecord, d: StoreData) => { result: T; before: unknown; after: unknown },
   ): Promise<RouteReply> => {

@@ -66,8 +66,8 @@ export interface WriteSpec<T> {
   readonly mutate: (d: StoreData) => { result: T; deployed: readonly string[]; before: unknown; after: unknown };
 }
 
-/** The parts of a route's context writeProxy and writeProject need. */
-export interface ProxyCaller {
+/** The parts of a route's context writeProxy and writeProject need (a RouteContext has them). */
+export interface RouteCaller {
   readonly actor: string;
   readonly callerIp: string | null;
   readonly force: boolean;
@@ -138,12 +138,12 @@ export class AdminService {
    * write() for a route on the API proxy its URL names (:project, :proxy): the caller is the actor
    * and the one lockout protection looks at.
    */
-  writeProxy<T>(c: ProxyCaller, action: string, target: string, mutate: WriteSpec<T>['mutate']): Promise<WriteOutcome<T>> {
+  writeProxy<T>(c: RouteCaller, action: string, target: string, mutate: WriteSpec<T>['mutate']): Promise<WriteOutcome<T>> {
     return this.write({ actor: c.actor, caller: c, action, target, project: c.params.project!, proxy: c.params.proxy!, mutate });
   }
 
   /** The same for a route on a project's own resources (:project; no API proxy in the URL). */
-  writeProject<T>(c: ProxyCaller, action: string, target: string, mutate: WriteSpec<T>['mutate']): Promise<WriteOutcome<T>> {
+  writeProject<T>(c: RouteCaller, action: string, target: string, mutate: WriteSpec<T>['mutate']): Promise<WriteOutcome<T>> {
     return this.write({ actor: c.actor, caller: c, action, target, project: c.params.project!, proxy: null, mutate });
   }
 
