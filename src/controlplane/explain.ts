@@ -6,6 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { nameSchema } from '../config/schema.js';
+import { canonicalizeTarget } from '../dataplane/canonical-path.js';
 import type { TrustFn } from '../dataplane/client-ip.js';
 import { checkPolicy, PolicyResult, type Rejection } from '../dataplane/decide.js';
 import { RequestContext } from '../dataplane/request-context.js';
@@ -19,8 +20,15 @@ export const explainSchema = z
     ip: z.string().min(1).max(64).optional(),
     remoteAddress: z.string().min(1).max(64).optional(),
     headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
-    /** Path below the proxy's basePath, with an optional query. */
-    path: z.string().startsWith('/').default('/'),
+    /** Path below the proxy's basePath, with an optional query; canonicalised as live traffic is. */
+    path: z
+      .string()
+      .startsWith('/')
+      .default('/')
+      .superRefine((p, c) => {
+        const t = canonicalizeTarget(p);
+        if (!t.ok) c.addIssue({ code: 'custom', message: t.reason });
+      }),
     method: z.string().regex(/^[A-Z]+$/).default('GET'),
     environment: nameSchema.optional(),
   })
@@ -61,9 +69,11 @@ const RESULTS = ['pass', 'reject', 'dry_run_reject', 'unresolved'] as const;
 
 /** Explain `b` against `proxy`, a proxy of a compiled snapshot of `environment` at `revision`. */
 export function explain(proxy: CompiledProxy, trust: TrustFn, b: ExplainRequest, environment: string, revision: number | null): Explanation {
-  const q = b.path.indexOf('?');
-  const relPath = q === -1 ? b.path : b.path.slice(0, q);
-  const search = q === -1 ? '' : b.path.slice(q);
+  // The same canonical path the data plane matches ("/public/%2e%2e/admin" is "/admin").
+  const t = canonicalizeTarget(b.path);
+  if (!t.ok) throw new TypeError(`path: ${t.reason}`); // explainSchema already refused it
+  const relPath = t.path;
+  const search = t.search;
   const headers: Record<string, string | string[]> = {};
   const rawHeaders: string[] = [];
   for (const [k, v] of Object.entries(b.headers ?? {})) {

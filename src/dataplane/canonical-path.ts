@@ -15,8 +15,15 @@
  * references, the empty string, anything with a fragment.
  *
  * Path canonicalisation (applied once; the result is a fixed point):
- *  1. percent-decode only unreserved characters (RFC 3986 §2.3, §6.2.2.2); every other escape is
- *     kept with its hex digits uppercased (§6.2.2.1);
+ *  1. every byte gets exactly one spelling. A character that may stand in a path segment as itself
+ *     (RFC 3986 pchar: unreserved, the sub-delims but ";", ":" and "@") is always written as
+ *     itself, so its escapes are decoded (`%40` → `@`, `%2e` → `.`). Printable characters a URI
+ *     may not carry raw (`" < > [ ] ^ \` { | }`) are always escaped, so a raw one is encoded
+ *     (`"` → `%22`). Every other escape (space, `%`, `?`, `#`, non-ASCII bytes) is kept, with its
+ *     hex digits uppercased (§6.2.2.1). WHY decode reserved characters, which §6.2.2.2 leaves
+ *     alone: backends decode the path before routing (WSGI's PATH_INFO, Go's net/http, servlet
+ *     containers), so `/users/%40me` is served as `/users/@me`. Kept as it came, it would slip
+ *     past a pattern written `/users/@me` and reach that very endpoint;
  *  2. remove dot segments (§5.2.4 remove_dot_segments; §6.2.2.3), including dots that only
  *     appeared after step 1 (`/a/%2e%2e/b` → `/b`); climbing above the root clamps at `/`;
  *  3. merge runs of `/` (`//a///b` → `/a/b`). A trailing slash is kept.
@@ -28,6 +35,7 @@
  * is already canonical is returned as a slice of the input (the input itself for a bare
  * origin-form target without a query).
  */
+import { ESCAPED_ALWAYS, escapeByte } from '../policy/path-spelling.js';
 
 export type CanonicalTarget =
   | { ok: true; path: string; search: string; authority: string | null }
@@ -56,13 +64,14 @@ const R_ENC_BACKSLASH = rejection('encoded backslash (%5C) in path');
 const R_BACKSLASH = rejection('backslash in path');
 const R_NUL = rejection('NUL byte (raw or %00) in request-target');
 const R_CRLF = rejection('CR or LF (raw or %0D/%0A) in request-target');
-const R_CTL = rejection('control character in path');
+const R_CTL = rejection('control character (raw or encoded) in path');
 const R_SPACE = rejection('raw space in path');
 const R_NON_ASCII = rejection('non-ASCII character in path');
 const R_PCT = rejection('malformed percent-encoding in path');
 // Servlet containers (Tomcat, Jetty, Spring) strip ";params" from segments and treat "..;" as "..",
 // so "/admin;x" or "/a/..;/admin" would be checked here as one path and served there as another.
-const R_SEMICOLON = rejection('path parameters (";") are not accepted');
+// "%3B" too: a container that decodes before it strips would see the same ";".
+const R_SEMICOLON = rejection('path parameters (";", raw or %3B) are not accepted');
 
 // Character codes.
 const NUL = 0x00;
@@ -79,9 +88,8 @@ const AT = 0x40; // '@'
 const LBRACKET = 0x5b; // '['
 const BACKSLASH = 0x5c; // '\'
 const RBRACKET = 0x5d; // ']'
+const SEMICOLON = 0x3b; // ';'
 const DEL = 0x7f;
-
-const HEX_UPPER = '0123456789ABCDEF';
 
 /** Value of one hex digit, or -1. */
 function hexValue(c: number): number {
@@ -89,19 +97,6 @@ function hexValue(c: number): number {
   if (c >= 0x41 && c <= 0x46) return c - 0x37; // A-F
   if (c >= 0x61 && c <= 0x66) return c - 0x57; // a-f
   return -1;
-}
-
-/** RFC 3986 §2.3: unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~". */
-function isUnreserved(c: number): boolean {
-  return (
-    (c >= 0x61 && c <= 0x7a) || // a-z
-    (c >= 0x41 && c <= 0x5a) || // A-Z
-    (c >= 0x30 && c <= 0x39) || // 0-9
-    c === 0x2d || // -
-    c === DOT ||
-    c === 0x5f || // _
-    c === 0x7e // ~
-  );
 }
 
 // scanPath results: CLEAN and REWRITE, or an index into SCAN_REJECTIONS (>= 2).
@@ -133,50 +128,80 @@ const E_SPACE = 9;
 const E_NON_ASCII = 10;
 const E_PCT = 11;
 const E_SEMICOLON = 12;
+/** Table entries at or above this are a rejection: SCAN_REJECTIONS[entry - REJECT]. */
+const REJECT = 16;
+
+// What a raw character of the path means (ASCII; anything above is non-ASCII, rejected).
+const RAW_PLAIN = 0;
+const RAW_SLASH = 1;
+const RAW_PERCENT = 2;
+/** Valid only escaped: the rewrite encodes it. */
+const RAW_ENCODE = 3;
+const RAW_CLASS = new Uint8Array(128);
+// What an escape "%XY" means, by its byte value.
+/** Kept escaped (hex uppercased). */
+const ESC_KEEP = 0;
+/** Decoded: a pchar other than ";" (unreserved, sub-delims, ":", "@"). */
+const ESC_DECODE = 1;
+const ESC_CLASS = new Uint8Array(256);
+{
+  for (let c = 0; c < 0x20; c++) RAW_CLASS[c] = ESC_CLASS[c] = REJECT + E_CTL;
+  RAW_CLASS[NUL] = ESC_CLASS[NUL] = REJECT + E_NUL;
+  RAW_CLASS[CR] = RAW_CLASS[LF] = ESC_CLASS[CR] = ESC_CLASS[LF] = REJECT + E_CRLF;
+  RAW_CLASS[DEL] = ESC_CLASS[DEL] = REJECT + E_CTL;
+  RAW_CLASS[SPACE] = REJECT + E_SPACE;
+  for (let c = SPACE + 1; c < DEL; c++) ESC_CLASS[c] = ESC_DECODE;
+  for (let k = 0; k < ESCAPED_ALWAYS.length; k++) {
+    const c = ESCAPED_ALWAYS.charCodeAt(k);
+    RAW_CLASS[c] = RAW_ENCODE;
+    ESC_CLASS[c] = ESC_KEEP;
+  }
+  // Structural: decoding would change what the target says.
+  ESC_CLASS[PERCENT] = ESC_CLASS[QUESTION] = ESC_CLASS[HASH] = ESC_KEEP;
+  RAW_CLASS[SLASH] = RAW_SLASH;
+  ESC_CLASS[SLASH] = REJECT + E_ENC_SLASH;
+  RAW_CLASS[BACKSLASH] = REJECT + E_BACKSLASH;
+  ESC_CLASS[BACKSLASH] = REJECT + E_ENC_BACKSLASH;
+  RAW_CLASS[PERCENT] = RAW_PERCENT;
+  RAW_CLASS[HASH] = REJECT + E_FRAGMENT;
+  RAW_CLASS[SEMICOLON] = REJECT + E_SEMICOLON;
+  ESC_CLASS[SEMICOLON] = REJECT + E_SEMICOLON;
+}
 
 /**
  * HOT PATH. Validate s[start, end) (which starts with "/") and say whether canonicalisation would
- * change it. REWRITE is returned for exactly the cases the rewrite changes: a decodable unreserved
- * escape (RFC 3986 §2.3), a lowercase hex digit in a kept escape (§6.2.2.1), a "." or ".." segment
- * (§5.2.4) or an empty segment other than the last one ("//").
+ * change it. REWRITE is returned for exactly the cases the rewrite changes: an escape of a pchar
+ * (decoded), a lowercase hex digit in a kept escape (§6.2.2.1), a raw character that is only valid
+ * escaped (encoded), a "." or ".." segment (§5.2.4) or an empty segment other than the last ("//").
  */
 function scanPath(s: string, start: number, end: number): number {
   let result = CLEAN;
   let segStart = start; // s[start] is the leading "/"
   for (let i = start; i < end; i++) {
     const c = s.charCodeAt(i);
-    if (c === SLASH) {
+    const k = c < 128 ? RAW_CLASS[c]! : REJECT + E_NON_ASCII;
+    if (k === RAW_PLAIN) continue;
+    if (k === RAW_SLASH) {
       if (i !== start) {
         const segLen = i - segStart;
         if (segLen === 0) result = REWRITE; // "//"
         else if (segLen <= 2 && s.charCodeAt(segStart) === DOT && (segLen === 1 || s.charCodeAt(segStart + 1) === DOT)) result = REWRITE;
       }
       segStart = i + 1;
-    } else if (c === PERCENT) {
+    } else if (k === RAW_PERCENT) {
       if (i + 2 >= end) return E_PCT;
       const h1 = hexValue(s.charCodeAt(i + 1));
       const h2 = hexValue(s.charCodeAt(i + 2));
       if (h1 < 0 || h2 < 0) return E_PCT;
-      const v = (h1 << 4) | h2;
-      if (v === SLASH) return E_ENC_SLASH;
-      if (v === BACKSLASH) return E_ENC_BACKSLASH;
-      if (v === NUL) return E_NUL;
-      if (v === CR || v === LF) return E_CRLF;
-      if (isUnreserved(v)) result = REWRITE;
+      const e = ESC_CLASS[(h1 << 4) | h2]!;
+      if (e >= REJECT) return e - REJECT;
+      if (e === ESC_DECODE) result = REWRITE;
       else if (s.charCodeAt(i + 1) >= 0x61 || s.charCodeAt(i + 2) >= 0x61) result = REWRITE; // lowercase a-f
       i += 2;
-    } else if (c <= SPACE || c >= DEL) {
-      if (c === NUL) return E_NUL;
-      if (c === CR || c === LF) return E_CRLF;
-      if (c === SPACE) return E_SPACE;
-      if (c === DEL || c < SPACE) return E_CTL;
-      return E_NON_ASCII;
-    } else if (c === BACKSLASH) {
-      return E_BACKSLASH;
-    } else if (c === HASH) {
-      return E_FRAGMENT;
-    } else if (c === 0x3b /* ; */) {
-      return E_SEMICOLON;
+    } else if (k === RAW_ENCODE) {
+      result = REWRITE;
+    } else {
+      return k - REJECT;
     }
   }
   // The last segment: a final "." or ".." is a dot segment too.
@@ -186,22 +211,23 @@ function scanPath(s: string, start: number, end: number): number {
 }
 
 /**
- * One path segment s[a, b) with unreserved escapes decoded and kept escapes uppercased
- * (RFC 3986 §6.2.2.1, §6.2.2.2). Only called on paths scanPath has validated and marked REWRITE.
+ * One path segment s[a, b) with every byte in its one spelling (step 1 above). Only called on
+ * paths scanPath has validated and marked REWRITE.
  */
 function normalizeSegment(s: string, a: number, b: number): string {
   let out = '';
   let copied = a;
   for (let i = a; i < b; i++) {
-    if (s.charCodeAt(i) !== PERCENT) continue;
-    const h1 = hexValue(s.charCodeAt(i + 1));
-    const h2 = hexValue(s.charCodeAt(i + 2));
-    const v = (h1 << 4) | h2;
-    out += s.slice(copied, i);
-    if (isUnreserved(v)) out += String.fromCharCode(v);
-    else out += '%' + HEX_UPPER.charAt(h1) + HEX_UPPER.charAt(h2);
-    i += 2;
-    copied = i + 1;
+    const c = s.charCodeAt(i);
+    if (c === PERCENT) {
+      const v = (hexValue(s.charCodeAt(i + 1)) << 4) | hexValue(s.charCodeAt(i + 2));
+      out += s.slice(copied, i) + (ESC_CLASS[v] === ESC_DECODE ? String.fromCharCode(v) : escapeByte(v));
+      i += 2;
+      copied = i + 1;
+    } else if (RAW_CLASS[c] === RAW_ENCODE) {
+      out += s.slice(copied, i) + escapeByte(c);
+      copied = i + 1;
+    }
   }
   if (copied === a) return s.slice(a, b);
   return out + s.slice(copied, b);

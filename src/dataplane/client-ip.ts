@@ -84,6 +84,26 @@ function isSpace(c: number): boolean {
 }
 
 /**
+ * A field value without the optional whitespace around it (RFC 9110 §5.6.3: space and tab only).
+ * Not String#trim, which also strips NBSP and other Unicode spaces: a value the X-Forwarded-For
+ * walk rejects must not pass as a HEADER source.
+ */
+function trimOws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && isSpace(s.charCodeAt(a))) a++;
+  while (b > a && isSpace(s.charCodeAt(b - 1))) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
+/** Why a SCRIPT source failed. A script may throw anything, null and undefined included. */
+function scriptFailure(err: unknown): string {
+  const e = typeof err === 'object' && err !== null ? (err as { code?: unknown; message?: unknown }) : null;
+  if (e?.code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') return 'script timed out';
+  return `script threw: ${String(e !== null && e.message !== undefined ? e.message : err)}`;
+}
+
+/**
  * HOT PATH. Socket address, then X-Forwarded-For right to left through trusted hops.
  * `xff` is Node's joined header value: repeated header lines arrive as one comma-separated list in
  * their original order, which is exactly the list semantics RFC 9110 §5.3 gives them.
@@ -191,7 +211,7 @@ export function resolveSource(src: CompiledIpSource, input: ResolveInput, out: R
       const v = singleHeader(req.rawHeaders, src.name);
       if (v === undefined) return out.fail('header', `header ${src.name} is missing`);
       if (v === null) return out.fail('header', `header ${src.name} was sent more than once`);
-      return accept(out, v.trim(), 'header');
+      return accept(out, trimOws(v), 'header');
     }
     case IpSourceKind.Parameter: {
       const v = singleParam(input.search, src.name);
@@ -212,11 +232,10 @@ export function resolveSource(src: CompiledIpSource, input: ResolveInput, out: R
       try {
         v = src.script!({ headers: req.headers, query: queryObject(input.search), remoteAddress: req.socket.remoteAddress ?? '' });
       } catch (err) {
-        const e = err as { code?: string; message?: string };
-        return out.fail('script', e.code === 'ERR_SCRIPT_EXECUTION_TIMEOUT' ? 'script timed out' : `script threw: ${String(e.message ?? err)}`);
+        return out.fail('script', scriptFailure(err));
       }
       if (typeof v !== 'string') return out.fail('script', 'script did not return a string');
-      return accept(out, v.trim(), 'script');
+      return accept(out, trimOws(v), 'script');
     }
     default:
       // The default source is resolved (once) by the caller, never here; anything else fails closed.

@@ -19,6 +19,7 @@ import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { RequestContext } from './request-context.js';
 import type { DataPlaneShared } from './shared.js';
 import { classifyUpstreamError } from './upstream-errors.js';
+import { upstreamPath } from './upstream-path.js';
 
 class BodyTooLarge extends Error {
   constructor() {
@@ -109,7 +110,12 @@ export class Exchange extends RequestContext implements Dispatcher.DispatchHandl
     };
     const onEnd = () => {
       this.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      this.afterBody();
+      // An event handler: nothing up the stack would catch a bug here, and it would end the process.
+      try {
+        this.afterBody();
+      } catch (err) {
+        this.shared.internalError(this.res, this.correlationId, err);
+      }
     };
     req.on('data', onData);
     req.on('end', onEnd);
@@ -144,7 +150,7 @@ export class Exchange extends RequestContext implements Dispatcher.DispatchHandl
       this.pool.dispatch(
         {
           method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-          path: up.pathPrefix + this.relPathForUpstream() + this.search,
+          path: upstreamPath(this.proxy, this.path, this.relPath, this.search),
           headers: upstreamRequestHeaders(req, {
             peerAddress: req.socket.remoteAddress ?? '',
             peerTrusted: this.peerTrusted,
@@ -240,11 +246,6 @@ export class Exchange extends RequestContext implements Dispatcher.DispatchHandl
     }
     if (err instanceof ClientGone) return;
     this.onUpstreamError(err);
-  }
-
-  /** The canonical path relative to the basePath; "/" for the basePath itself when the upstream has a prefix. */
-  private relPathForUpstream(): string {
-    return this.proxy.upstream.pathPrefix !== '' && this.relPath === '/' && !this.path.endsWith('/') ? '' : this.relPath;
   }
 
   private onUpstreamError(err: unknown): void {

@@ -10,6 +10,7 @@ export const FAULTS = {
   BAD_REQUEST_TARGET: { status: 400, text: 'Malformed or disallowed request target' },
   HOST_MISMATCH: { status: 400, text: 'Absolute-form request target disagrees with Host' },
   NO_ROUTE: { status: 404, text: 'No API proxy matches this request' },
+  UPGRADE_REFUSED: { status: 400, text: 'Only GET WebSocket upgrades are forwarded' },
   PAYLOAD_TOO_LARGE: { status: 413, text: 'Request body exceeds the limit' },
   UPSTREAM_UNAVAILABLE: { status: 502, text: 'Upstream refused or reset the connection' },
   UPSTREAM_TIMEOUT: { status: 504, text: 'Upstream did not answer in time' },

@@ -4,7 +4,8 @@
  * RFC 9110 §7.6.1: a proxy removes the hop-by-hop fields (Connection, Proxy-Connection, Keep-Alive,
  * TE, Transfer-Encoding, Upgrade) and every field named in Connection before forwarding. After
  * that the gateway sets its own X-Forwarded-* and X-Correlation-Id, so a client can neither remove
- * them (via Connection) nor forge them (its copies are dropped unless it is a trusted proxy).
+ * them (via Connection) nor forge them (its copies are dropped unless it is a trusted proxy). The
+ * same holds for Forwarded (RFC 7239) and X-Real-IP, which the gateway does not set.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
@@ -73,6 +74,11 @@ export function upstreamRequestHeaders(req: IncomingMessage, info: ForwardedInfo
       // 100-continue was already answered by this gateway; undici refuses to send Expect.
       case 'expect':
         continue;
+      // Other ways of naming the client: believed from a trusted proxy, like X-Forwarded-For, and
+      // dropped from anyone else, so a backend that reads them cannot be handed a forged address.
+      case 'forwarded':
+      case 'x-real-ip':
+        if (!info.peerTrusted) continue;
     }
     out.push(raw[i]!, raw[i + 1]!);
   }

@@ -28,7 +28,7 @@ import { FAULTS, faultBody, type FaultCode } from './faults.js';
 import type { DataPlaneLimits, DataPlaneShared, ExchangeInfo } from './shared.js';
 import { UpstreamPools } from './upstream-pools.js';
 import type { UpstreamErrorKind } from './upstream-errors.js';
-import { handleUpgrade } from './websocket.js';
+import { handleUpgrade, upgradeRefusal } from './websocket.js';
 import { ConnectionTracker, drainServer, type DrainResult } from '../lifecycle/drain.js';
 
 export interface DataPlaneOptions {
@@ -90,12 +90,18 @@ export class DataPlane implements DataPlaneShared {
     this.pools = new UpstreamPools({ connections: opts.upstreamConnections ?? 256, keepAliveTimeoutMs: 4_000 });
     this.accessLog = new AccessLog(opts.log, opts.accessLog ?? { access: 'denied', sampleRate: 1 });
     this.server = createListener(
-      { http: { requireHostHeader: true }, tls: opts.tls ?? null, proxyProtocol: opts.proxyProtocol ?? null, log: opts.log },
+      // Host is checked in route(), so that its absence gets the JSON fault, not Node's bare 400.
+      { http: { requireHostHeader: false }, tls: opts.tls ?? null, proxyProtocol: opts.proxyProtocol ?? null, log: opts.log },
       (req, res) => this.handle(req, res),
     );
     this.server.on('connection', (socket: Socket) => this.connectionOpened(socket));
     this.connections = new ConnectionTracker(this.server);
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket as Socket, head));
+    // CONNECT (authority-form) is never forwarded. Without a listener Node would close the
+    // connection without a word; with one, the client gets the fault.
+    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      this.writeRawFault(socket as Socket, randomUUID(), 'BAD_REQUEST_TARGET', 400, 'Rejected request target: CONNECT (authority-form) is not accepted');
+    });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       // Node's own parser rejected the request (bad header, oversized head): answer in our envelope.
       if (!socket.writable || err.code === 'ECONNRESET') {
@@ -200,6 +206,10 @@ export class DataPlane implements DataPlaneShared {
     const t = canonicalizeTarget(req.url ?? '');
     if (!t.ok) return new RouteFailure('BAD_REQUEST_TARGET', `Rejected request target: ${t.reason}`);
     const host = req.headers.host;
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (HTTP/1.0 may omit it).
+    if (host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
+      return new RouteFailure('BAD_REQUEST_TARGET', 'Rejected request: an HTTP/1.1 request must carry a Host header');
+    }
     if (t.authority !== null && !sameAuthority(t.authority, host)) {
       return new RouteFailure('HOST_MISMATCH', `Request target authority ${t.authority} does not match Host ${host ?? '(none)'}`);
     }
@@ -215,12 +225,28 @@ export class DataPlane implements DataPlaneShared {
       this.writeRawFault(socket, correlationId, 'NOT_READY', 503, 'Gateway has no policy snapshot loaded');
       return;
     }
-    const route = this.route(req, active);
-    if (route instanceof RouteFailure) {
-      this.writeRawFault(socket, correlationId, route.code, FAULTS[route.code].status, route.text);
-      return;
+    try {
+      const route = this.route(req, active);
+      if (route instanceof RouteFailure) {
+        this.writeRawFault(socket, correlationId, route.code, FAULTS[route.code].status, route.text);
+        return;
+      }
+      const refused = upgradeRefusal(req);
+      if (refused !== null) {
+        this.writeRawFault(socket, correlationId, 'UPGRADE_REFUSED', FAULTS.UPGRADE_REFUSED.status, refused);
+        this.metrics.requests.inc({ proxy: route.proxy.name, decision: 'error', status_class: '4xx' });
+        return;
+      }
+      handleUpgrade(this, route, active.pools[route.proxy.index]!, req, socket, head, correlationId);
+    } catch (err) {
+      this.internalSocketError(socket, correlationId, err);
     }
-    handleUpgrade(this, route, active.pools[route.proxy.index]!, req, socket, head, correlationId);
+  }
+
+  /** internalError for a connection that is no longer an HTTP response (an upgrade). */
+  internalSocketError(socket: Socket, correlationId: string, err: unknown): void {
+    this.log.error({ event: 'internal_error', correlationId, err: (err as Error)?.stack ?? String(err) }, 'unexpected error while handling an upgrade');
+    this.writeRawFault(socket, correlationId, 'INTERNAL_ERROR', 500, 'Internal gateway error');
   }
 
   // ---- DataPlaneShared -------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 /**
- * WebSocket (and any HTTP/1.1 Upgrade) forwarding. The REQUEST pipeline runs first, exactly as for
- * a plain request; only then is the upstream handshake made through undici's upgrade(), and the
- * two sockets are spliced together. An upgrade has no body, so a BODY client-IP source is
- * undeterminable here and fails closed.
+ * WebSocket forwarding. Only a GET with `Upgrade: websocket` is tunnelled (RFC 6455 §4.1): Node
+ * hands this module every request that asks for an upgrade, with any method and any protocol, and
+ * a policy scoped to GET must not be sidestepped by sending the same upgrade as a POST. The
+ * REQUEST pipeline runs first, exactly as for a plain request; only then is the upstream handshake
+ * made through undici's upgrade(). The RESPONSE pipeline runs on the upstream's 101 before a byte
+ * of it reaches the client, and only then are the two sockets spliced together. An upgrade has no
+ * body, so a BODY client-IP source is undeterminable here and fails closed.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -13,6 +16,17 @@ import { upstreamRequestHeaders } from './headers.js';
 import { RequestContext } from './request-context.js';
 import type { DataPlane, RoutedRequest } from './server.js';
 import { classifyUpstreamError } from './upstream-errors.js';
+import { upstreamPath } from './upstream-path.js';
+
+/** Why this upgrade request is not forwarded at all, or null for a GET WebSocket handshake. */
+export function upgradeRefusal(req: IncomingMessage): string | null {
+  const protocol = req.headers.upgrade;
+  if (typeof protocol !== 'string' || protocol.trim().toLowerCase() !== 'websocket') {
+    return `Upgrade to ${JSON.stringify(protocol ?? '')} is not forwarded: only WebSocket is`;
+  }
+  if (req.method !== 'GET') return `A WebSocket upgrade must be a GET request, not ${req.method ?? '(none)'}`;
+  return null;
+}
 
 export function handleUpgrade(dp: DataPlane, route: RoutedRequest, pool: Pool, req: IncomingMessage, socket: Socket, head: Buffer, correlationId: string): void {
   const startedAt = performance.now();
@@ -32,12 +46,11 @@ export function handleUpgrade(dp: DataPlane, route: RoutedRequest, pool: Pool, r
     }
   }
 
-  const up = proxy.upstream;
   pool
     .upgrade({
-      path: up.pathPrefix + route.relPath + route.search,
+      path: upstreamPath(proxy, route.path, route.relPath, route.search),
       method: 'GET',
-      protocol: typeof req.headers.upgrade === 'string' ? req.headers.upgrade : 'websocket',
+      protocol: 'websocket',
       headers: upstreamRequestHeaders(req, {
         peerAddress: req.socket.remoteAddress ?? '',
         peerTrusted: ctx.peerTrusted,
@@ -50,6 +63,15 @@ export function handleUpgrade(dp: DataPlane, route: RoutedRequest, pool: Pool, r
         if (socket.destroyed) {
           upstream.destroy();
           return;
+        }
+        if (proxy.response !== null) {
+          const r = evaluatePipeline(proxy.response, ctx);
+          if (r !== null) {
+            // The upstream accepted, but this client may not see a byte of the connection.
+            upstream.destroy();
+            deny(r);
+            return;
+          }
         }
         let text = 'HTTP/1.1 101 Switching Protocols\r\n';
         for (const name in headers) {
@@ -89,5 +111,7 @@ export function handleUpgrade(dp: DataPlane, route: RoutedRequest, pool: Pool, r
           timeout ? `Upstream ${proxy.name} did not answer in time` : `Upstream ${proxy.name} refused the upgrade or is unavailable`,
         );
       },
-    );
+    )
+    // A bug in either callback would otherwise be an unhandled rejection, which ends the process.
+    .catch((err: unknown) => dp.internalSocketError(socket, correlationId, err));
 }

@@ -49,7 +49,21 @@ export function exitOnFatalErrors(log: Logger, exit: Exit): void {
     }
   };
   process.on('uncaughtException', (err) => die('uncaughtException', err));
-  process.on('unhandledRejection', (reason) => die('unhandledRejection', reason));
+  let scriptWarnedAt = -Infinity;
+  process.on('unhandledRejection', (reason, promise) => {
+    // A promise of another realm can only come from a SCRIPT client-IP source's node:vm context
+    // (admin-authored code; its request already failed closed). Not a gateway bug, so it must not
+    // take the gateway and every request in flight down. Warned about at most once a minute.
+    if (!(promise instanceof Promise)) {
+      const now = Date.now();
+      if (now - scriptWarnedAt >= 60_000) {
+        scriptWarnedAt = now;
+        log.warn({ event: 'script_rejection', err: String(reason) }, 'a SCRIPT client-IP source left a rejected promise unhandled (ignored)');
+      }
+      return;
+    }
+    die('unhandledRejection', reason);
+  });
 }
 
 /** Log why a shutdown failed, synchronously flushed: the process exits right after. */

@@ -14,13 +14,16 @@
  *
  * Invalid: not starting with "/", empty segments ("//", or a trailing "/"), "." / ".." segments,
  * "**" anywhere but the end, "*" or braces inside a longer segment, "{}", unbalanced braces,
- * parameter names other than [A-Za-z0-9_-]+ or repeated, and '%', '?', '#', '\', whitespace,
+ * parameter names other than [A-Za-z0-9_-]+ or repeated, and '%', '?', '#', '\', ';', whitespace,
  * control or non-ASCII characters (canonical paths never contain the raw forms, and a pattern is
  * compared with the canonical path literally, so a '%' could never mean what the author intended).
+ * Characters a canonical path always escapes (double quote, < > [ ] ^ | and the backquote; see
+ * policy/path-spelling.ts) are written raw in a pattern and compared in their escaped spelling.
  *
  * Compilation allocates; matching (per request) walks the path with indexOf/startsWith and never
  * allocates.
  */
+import { canonicalSpelling } from './path-spelling.js';
 
 export interface EndpointPattern {
   readonly source: string;
@@ -67,6 +70,7 @@ function parse(pattern: string): Parsed | string {
     if (c === 0x3f) return '"?" is not allowed (patterns match the path, not the query)';
     if (c === 0x23) return '"#" is not allowed';
     if (c === 0x5c) return 'backslash is not allowed';
+    if (c === 0x3b) return '";" is not allowed (requests with path parameters are rejected, so it could never match)';
     if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x0b || c === 0x0c) return 'whitespace is not allowed';
     if (c < 0x20 || c === 0x7f) return 'control characters are not allowed';
     if (c > 0x7f) return 'non-ASCII characters are not allowed';
@@ -96,7 +100,8 @@ function parse(pattern: string): Parsed | string {
     const open = seg.indexOf('{');
     const close = seg.indexOf('}');
     if (open < 0 && close < 0) {
-      segments.push(seg);
+      // Compared with the canonical path literally, so spelled as it spells them ('"' is "%22").
+      segments.push(canonicalSpelling(seg));
       continue;
     }
     if (open !== 0 || close !== seg.length - 1 || seg.lastIndexOf('{') !== 0) {

@@ -187,6 +187,21 @@ describe('ipgate ip-check', () => {
     }
   });
 
+  it('matches endpoint patterns on the canonical path, as live traffic does', () => {
+    const base = ['--config', configFile, '--project', 'shop', '--proxy', 'orders', '--ip', '198.51.100.66', '--method', 'GET'];
+    const verdict = (path: string) => {
+      const r = ipCheck([...base, '--path', path]);
+      expect(r.status, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { policies: { policy: string; result: string }[] }).policies.find((p) => p.policy === 'no-kiosk')!.result;
+    };
+    expect(verdict('/7/admin')).toBe('dry_run_reject');
+    for (const path of ['/7/x/../admin', '/7//admin', '/7/%61dmin', '/7/./admin?x=1', '/7/public/%2e%2e/admin']) expect(verdict(path), path).toBe('dry_run_reject');
+    expect(verdict('/7/administrator')).toBe('not_applicable');
+    const bad = ipCheck([...base, '--path', '/7/..%2fadmin']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--path: encoded slash');
+  });
+
   it('--export takes the policies from an export instead of the config', () => {
     const exported = join(dir, 'ip-check-export.yaml');
     const changed = structuredClone(projects);

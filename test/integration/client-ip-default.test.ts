@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { oneProxy, policy, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.js';
+import { oneProxy, policy, rawFault, rawStatus, send, sendRaw, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/harness.js';
 
 describe('default client-IP resolution: socket, then X-Forwarded-For through trusted proxies', () => {
   let up: Upstream;
@@ -120,6 +120,29 @@ describe('default client-IP resolution: socket, then X-Forwarded-For through tru
     expect(seen.headers['x-forwarded-proto']).toBe('http');
     expect(seen.headers['x-forwarded-host']).toBe(`127.0.0.1:${gw.port}`);
     expect(seen.headers['x-correlation-id']).toBe(r.headers['x-correlation-id']);
+  });
+
+  it('drops Forwarded and X-Real-IP from an untrusted peer, and passes them from a trusted proxy', async () => {
+    const claims = { forwarded: 'for=192.0.2.7', 'x-real-ip': '192.0.2.7' };
+    expect((await send(gw.port, '/api/h', { from: '127.0.0.4', headers: claims })).status).toBe(200);
+    expect(up.requests.at(-1)!.headers.forwarded).toBeUndefined();
+    expect(up.requests.at(-1)!.headers['x-real-ip']).toBeUndefined();
+    expect((await send(gw.port, '/api/h', { from: '127.0.0.1', headers: claims })).status).toBe(200);
+    expect(up.requests.at(-1)!.headers.forwarded).toBe('for=192.0.2.7');
+    expect(up.requests.at(-1)!.headers['x-real-ip']).toBe('192.0.2.7');
+  });
+
+  it('answers an HTTP/1.1 request without Host, and a CONNECT, with the JSON fault', async () => {
+    const noHost = await sendRaw(gw.port, 'GET /api/h HTTP/1.1\r\nConnection: close\r\n\r\n', '127.0.0.4');
+    expect(rawStatus(noHost)).toBe(400);
+    expect(rawFault(noHost).faultCode).toBe('BAD_REQUEST_TARGET');
+    expect(rawFault(noHost).faultString).toContain('Host');
+    expect(noHost.toLowerCase()).toContain('x-correlation-id:');
+    // HTTP/1.0 may omit Host.
+    expect(rawStatus(await sendRaw(gw.port, 'GET /api/h HTTP/1.0\r\n\r\n', '127.0.0.4'))).toBe(200);
+    const connect = await sendRaw(gw.port, 'CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n', '127.0.0.4');
+    expect(rawStatus(connect)).toBe(400);
+    expect(rawFault(connect).faultCode).toBe('BAD_REQUEST_TARGET');
   });
 
   it('appends to X-Forwarded-For from a trusted proxy', async () => {

@@ -71,6 +71,13 @@ describe('HEADER source (X-Real-IP)', () => {
     expect(up.requests.length).toBe(before + 1);
   });
 
+  it('trims spaces and tabs around the value, but nothing else (a no-break space is not an address)', async () => {
+    expect((await send(gw.port, '/h/x', { from: '127.0.0.1', headers: { 'x-real-ip': ' \t192.0.2.10\t ' } })).status).toBe(200);
+    const nbsp = Buffer.from([0xa0, ...Buffer.from('192.0.2.10'), 0xa0]).toString('latin1');
+    const r = await send(gw.port, '/h/x', { from: '127.0.0.1', headers: { 'x-real-ip': nbsp } });
+    expect(expectFault(r, 403, 'CLIENT_IP_UNRESOLVED').faultString).toContain('is not an IP address');
+  });
+
   it('treats the header sent twice as undeterminable, even when both values are allowed', async () => {
     const r = await send(gw.port, '/h/x', {
       from: '127.0.0.1',

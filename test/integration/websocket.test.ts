@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { policy, startGateway, type TestGateway } from '../helpers/harness.js';
+import { policy, rawFault, rawStatus, sendRaw, startGateway, type TestGateway } from '../helpers/harness.js';
 
 interface Refused {
   status: number;
@@ -83,6 +83,14 @@ describe('WebSocket forwarding', () => {
           apiProxies: [
             { name: 'api', basePath: '/api', upstream: { url: upUrl }, policies: allow },
             { name: 'down', basePath: '/down', upstream: { url: deadUrl }, policies: allow },
+            {
+              name: 'guarded',
+              basePath: '/guarded',
+              upstream: { url: upUrl },
+              policies: [policy('policy-white-ip', 'ws-get', ['10.0.0.0/8'], {}, { targetScope: 'ENDPOINT', targetEndpoint: '/ws', targetEndpointHTTPMethod: 'GET' })],
+            },
+            { name: 'resp', basePath: '/resp', upstream: { url: upUrl }, policies: [policy('policy-white-ip', 'resp-only', ['10.0.0.0/8'], {}, { targetPipeline: 'RESPONSE' })] },
+            { name: 'pfx', basePath: '/pfx', upstream: { url: `${upUrl}/v1` }, policies: allow },
           ],
         },
       ],
@@ -139,5 +147,56 @@ describe('WebSocket forwarding', () => {
   it('denies before the upstream is consulted, even when the upstream is down', async () => {
     const r = (await connectWs(gw.port, '/down/ws', '127.0.0.2')) as Refused;
     expect(r.status).toBe(403);
+  });
+
+  const handshake = (method: string, path: string, protocol = 'websocket') =>
+    `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: ${protocol}\r\n` +
+    'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+
+  it.each(['POST', 'PUT', 'DELETE', 'OPTIONS', 'PROPFIND'])('refuses a %s upgrade: a GET-scoped policy cannot be sidestepped, and the upstream never hears of it', async (method) => {
+    const upgradesBefore = upgrades;
+    const tcpBefore = tcpConnections;
+    const raw = await sendRaw(gw.port, handshake(method, '/guarded/ws'));
+    expect(rawStatus(raw)).toBe(400);
+    expect(rawFault(raw).faultCode).toBe('UPGRADE_REFUSED');
+    expect(rawFault(raw).faultString).toContain(method);
+    expect(upgrades).toBe(upgradesBefore);
+    expect(tcpConnections).toBe(tcpBefore);
+    // The GET handshake meets the endpoint's policy.
+    const get = await sendRaw(gw.port, handshake('GET', '/guarded/ws'));
+    expect(rawStatus(get)).toBe(403);
+    expect(rawFault(get).faultCode).toBe('IP_NOT_ALLOWED');
+  });
+
+  it('refuses an upgrade to anything but WebSocket (h2c included)', async () => {
+    const upgradesBefore = upgrades;
+    const raw = await sendRaw(gw.port, handshake('GET', '/api/ws', 'h2c'));
+    expect(rawStatus(raw)).toBe(400);
+    expect(rawFault(raw).faultCode).toBe('UPGRADE_REFUSED');
+    expect(upgrades).toBe(upgradesBefore);
+  });
+
+  it('applies the RESPONSE pipeline to the upstream 101: a rejected client gets the 403 fault and not a byte of the connection', async () => {
+    const upgradesBefore = upgrades;
+    const raw = await sendRaw(gw.port, handshake('GET', '/resp/ws'));
+    expect(rawStatus(raw)).toBe(403);
+    expect(rawFault(raw).faultCode).toBe('IP_NOT_ALLOWED');
+    expect(raw).not.toContain('101');
+    // The upstream did accept: the RESPONSE pipeline runs on its answer.
+    expect(upgrades).toBe(upgradesBefore + 1);
+  });
+
+  it('addresses the same upstream path as a plain request under an upstream path prefix', async () => {
+    for (const [path, expected] of [
+      ['/pfx', '/v1'],
+      ['/pfx?x=1', '/v1?x=1'],
+      ['/pfx/', '/v1/'],
+      ['/pfx/ws', '/v1/ws'],
+    ] as const) {
+      const ws = await connectWs(gw.port, path, '127.0.0.1');
+      expect(ws).toBeInstanceOf(WebSocket);
+      await closeWs(ws as WebSocket);
+      expect(seenPaths.at(-1), path).toBe(expected);
+    }
   });
 });

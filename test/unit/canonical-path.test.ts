@@ -15,15 +15,20 @@ function reason(target: string): string {
 }
 
 const HEX = '0123456789ABCDEFabcdef';
-function isUnreserved(c: number): boolean {
-  return /[A-Za-z0-9\-._~]/.test(String.fromCharCode(c));
+/** RFC 3986 pchar without ";": unreserved, the other sub-delims, ":" and "@". A canonical path spells these raw. */
+function isRawInPath(c: number): boolean {
+  return /[A-Za-z0-9\-._~!$&'()*+,=:@]/.test(String.fromCharCode(c));
 }
 
-/** Independent oracle: decode unreserved / uppercase the rest, RFC 3986 §5.2.4 verbatim, then merge slashes. */
+/**
+ * Independent oracle: spell pchar raw and everything else escaped with uppercase hex (raw
+ * characters a URI may not carry get escaped), RFC 3986 §5.2.4 verbatim, then merge slashes.
+ */
 function oracle(path: string): string {
-  const decoded = path.replace(/%([0-9A-Fa-f]{2})/g, (_m, h: string) => {
-    const v = parseInt(h, 16);
-    return isUnreserved(v) ? String.fromCharCode(v) : `%${h.toUpperCase()}`;
+  const decoded = path.replace(/%([0-9A-Fa-f]{2})|(["<>[\]^`{|}])/g, (_m, h: string | undefined, raw: string | undefined) => {
+    if (raw !== undefined) return `%${raw.charCodeAt(0).toString(16).toUpperCase()}`;
+    const v = parseInt(h!, 16);
+    return isRawInPath(v) ? String.fromCharCode(v) : `%${h!.toUpperCase()}`;
   });
   let input = decoded;
   let out = '';
@@ -78,12 +83,22 @@ describe('canonicalizeTarget: already-canonical paths pass through unchanged', (
   });
 });
 
-describe('canonicalizeTarget: percent-decoding of unreserved characters only (RFC 3986 §2.3, §6.2.2)', () => {
+describe('canonicalizeTarget: one spelling per byte (pchar decoded, the rest escaped)', () => {
   it.each([
     ['/%61dmin', '/admin'],
     ['/%41%5A%7e%2D%5f%30%39', '/AZ~-_09'],
     ['/a%2Eb', '/a.b'],
-    ['/a%2b', '/a%2B'],
+    // Reserved characters a segment may hold raw: backends decode these before routing.
+    ['/a%2b', '/a+'],
+    ['/users/%40me', '/users/@me'],
+    ['/v1/items%3Abatch', '/v1/items:batch'],
+    ['/do%21it', '/do!it'],
+    ['/%24%26%27%28%29%2A%2C%3D', "/$&'()*,="],
+    // Printable characters a URI never carries raw: always escaped, whichever way they came.
+    ['/a"b', '/a%22b'],
+    ['/a%22b', '/a%22b'],
+    ['/{x}|<y>^`[z]', '/%7Bx%7D%7C%3Cy%3E%5E%60%5Bz%5D'],
+    ['/%7b%7c', '/%7B%7C'],
     ['/a%c3%a9', '/a%C3%A9'],
     ['/a%Fa%fA', '/a%FA%FA'],
     ['/a%20b%3f', '/a%20b%3F'],
@@ -282,7 +297,7 @@ describe('canonicalizeTarget: properties', () => {
   function hasDecodableEscape(p: string): boolean {
     for (let i = p.indexOf('%'); i >= 0; i = p.indexOf('%', i + 1)) {
       const h = p.slice(i + 1, i + 3);
-      if (h.length === 2 && [...h].every((ch) => HEX.includes(ch)) && isUnreserved(parseInt(h, 16))) return true;
+      if (h.length === 2 && [...h].every((ch) => HEX.includes(ch)) && isRawInPath(parseInt(h, 16))) return true;
     }
     return false;
   }
@@ -318,7 +333,7 @@ describe('canonicalizeTarget: properties', () => {
 
   it('random printable targets agree with the oracle and are fixed points', () => {
     const next = rng(42);
-    const parts = ['/', '.', '..', 'a', 'B', '%2e', '%7e', '%7E', '%25', '%c3', '%3f', '%3B', ':', '~', '-', '//', '/./', '/../'];
+    const parts = ['/', '.', '..', 'a', 'B', '%2e', '%7e', '%7E', '%25', '%c3', '%3f', '%40', '%3a', '+', '"', '%22', '{', '%7d', ':', '~', '-', '//', '/./', '/../'];
     for (let n = 0; n < 20000; n++) {
       let s = '/';
       const k = 1 + Math.floor(next() * 10);
@@ -367,10 +382,13 @@ describe('path parameters (regression: servlet containers strip ";..." and treat
   it.each(['/admin;x', '/a/..;/admin', '/a/.;/b', '/a;jsessionid=1/b'])('rejects %j', (t) => {
     const r = canonicalizeTarget(t);
     expect(r.ok).toBe(false);
-    if (!r.ok) expect(r.reason).toBe('path parameters (";") are not accepted');
+    if (!r.ok) expect(r.reason).toBe('path parameters (";", raw or %3B) are not accepted');
   });
-  it('keeps an encoded semicolon, which servlet containers treat as a literal character', () => {
-    expect(canonicalizeTarget('/a%3bb')).toEqual({ ok: true, path: '/a%3Bb', search: '', authority: null });
+  it.each(['/a%3bb', '/admin%3Bx', '/a/..%3B/admin'])('rejects the encoded semicolon in %j: a container that decodes before it strips sees a path parameter', (t) => {
+    expect(reason(t)).toBe('path parameters (";", raw or %3B) are not accepted');
+  });
+  it.each(['/admin%09', '/a%1fb', '/a%7F'])('rejects the encoded control character in %j (some backends trim it)', (t) => {
+    expect(reason(t)).toBe('control character (raw or encoded) in path');
   });
   it('allows ";" in the query', () => {
     expect(canonicalizeTarget('/a?x=1;y=2')).toEqual({ ok: true, path: '/a', search: '?x=1;y=2', authority: null });

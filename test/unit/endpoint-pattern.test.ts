@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { canonicalizeTarget } from '../../src/dataplane/canonical-path.js';
 import { compileEndpointPattern, endpointPatternError } from '../../src/policy/endpoint-pattern.js';
+import { mulberry32 } from '../helpers/seeded.js';
 
 /** [pattern, path, expected] */
 const CASES: [string, string, boolean][] = [
@@ -24,7 +26,11 @@ const CASES: [string, string, boolean][] = [
   ['/a/b/c', '/a/x/c', false],
   ['/a/b/c', '/a/b/c/d', false],
   ['/v1.0/a-b_c~d', '/v1.0/a-b_c~d', true],
-  ["/a;b=c/:x@y!$&'()+,", "/a;b=c/:x@y!$&'()+,", true],
+  ["/a=c/:x@y!$&'()+,", "/a=c/:x@y!$&'()+,", true],
+  // Characters a canonical path always escapes are written raw and compared escaped.
+  ['/a"b', '/a%22b', true],
+  ['/a"b', '/a"b', false],
+  ['/x|y/[z]/^`<>', '/x%7Cy/%5Bz%5D/%5E%60%3C%3E', true],
   // {name}: exactly one non-empty segment
   ['/orders/{id}', '/orders/1', true],
   ['/orders/{id}', '/orders/abc%20def', true],
@@ -115,6 +121,8 @@ const INVALID: [string, RegExp][] = [
   ['/orders\u007f', /control/],
   ['/caf\u00e9', /non-ASCII/],
   ['/a\\b', /backslash/],
+  ['/a;b', /";" is not allowed/],
+  ['/admin;jsessionid=1', /could never match/],
   ['/orders/{}', /empty parameter/],
   ['/orders/{id', /unbalanced/],
   ['/orders/id}', /unbalanced/],
@@ -219,5 +227,40 @@ describe('compileEndpointPattern: agrees with a reference regex matcher', () => 
       }
     }
     expect(checked).toBeGreaterThan(500);
+  });
+});
+
+describe('patterns against every spelling of a path', () => {
+  // A backend decodes the path before it routes, so every spelling of the same characters reaches
+  // the same endpoint there. Each spelling must be the same canonical path here, and match the
+  // pattern written with the characters themselves: otherwise "/users/%40me" would reach the
+  // endpoint "/users/@me" without its policy.
+  const CHARS = `abZ09-._~!$&'()*+,=:@"<>[]^\`{|}`;
+  const spell = (ch: string, r: number): string => {
+    const hex = ch.charCodeAt(0).toString(16).padStart(2, '0');
+    if (r < 0.4) return ch;
+    return r < 0.7 ? `%${hex.toUpperCase()}` : `%${hex.toLowerCase()}`;
+  };
+
+  it('random segments: all spellings give one canonical path, and it matches the literal pattern', () => {
+    const next = mulberry32(0x5eed);
+    for (let n = 0; n < 5000; n++) {
+      const len = 1 + Math.floor(next() * 8);
+      let seg = '';
+      for (let i = 0; i < len; i++) seg += CHARS.charAt(Math.floor(next() * CHARS.length));
+      if (seg === '.' || seg === '..' || seg.includes('*') || seg.includes('{') || seg.includes('}')) continue; // pattern syntax
+      const pattern = compileEndpointPattern(`/${seg}/x`);
+      let first: string | null = null;
+      for (let k = 0; k < 4; k++) {
+        let target = '/';
+        for (const ch of seg) target += spell(ch, next());
+        const r = canonicalizeTarget(`${target}/x`);
+        expect(r.ok, target).toBe(true);
+        if (!r.ok) continue;
+        first ??= r.path;
+        expect(r.path, `${target} vs the first spelling`).toBe(first);
+        expect(pattern.matches(r.path), `/${seg}/x vs ${r.path}`).toBe(true);
+      }
+    }
   });
 });
