@@ -82,8 +82,17 @@ function compileSource(tv: TargetVariableForIP | null | undefined, opts: Compile
         trustUntrustedPeers: trust,
         label: 'script',
       };
+    default:
+      throw new TypeError(`type: unknown client IP source ${JSON.stringify((tv as { type?: unknown }).type)}`);
   }
 }
+
+// What the compiler branches on. The admin API and the config loader validate every field, but a
+// state can also come from a store another writer filled: a value outside these sets must fail the
+// compile (the last good snapshot stays), never quietly mean something looser.
+const POLICY_TYPES: ReadonlySet<unknown> = new Set(['policy-white-ip', 'policy-black-ip']);
+const PIPELINES: ReadonlySet<unknown> = new Set(['REQUEST', 'RESPONSE', 'ERROR']);
+const SCOPES: ReadonlySet<unknown> = new Set(['ALL', 'ENDPOINT']);
 
 function findGroup(project: ProjectDef, ref: string): IpGroupDef | undefined {
   return project.ipGroups.find((g) => g.id === ref) ?? project.ipGroups.find((g) => g.name.toLowerCase() === ref.toLowerCase());
@@ -101,6 +110,13 @@ interface PolicyCompileContext {
 function compilePolicy(b: PolicyBinding, c: PolicyCompileContext): CompiledPolicy | null {
   const p = b.policy;
   const m = b.operationMetadata;
+  const before = c.issues.list.length;
+  if (!POLICY_TYPES.has(p.type)) c.issues.add(`${c.path}.policy.type`, `must be policy-white-ip or policy-black-ip, not ${JSON.stringify(p.type)}`);
+  if (!PIPELINES.has(m.targetPipeline)) c.issues.add(`${c.path}.operationMetadata.targetPipeline`, `must be REQUEST, RESPONSE or ERROR, not ${JSON.stringify(m.targetPipeline)}`);
+  if (!SCOPES.has(m.targetScope)) c.issues.add(`${c.path}.operationMetadata.targetScope`, `must be ALL or ENDPOINT, not ${JSON.stringify(m.targetScope)}`);
+  if (p.ipList !== undefined && !Array.isArray(p.ipList)) c.issues.add(`${c.path}.policy.ipList`, 'must be a list');
+  if (p.ipGroupIdList !== undefined && !Array.isArray(p.ipGroupIdList)) c.issues.add(`${c.path}.policy.ipGroupIdList`, 'must be a list');
+  if (c.issues.list.length > before) return null;
   const kind = p.type === 'policy-white-ip' ? PolicyKind.Allow : PolicyKind.Block;
   // An entry without an explicit action takes the policy's own: allow in a white list, deny in a block list.
   const ownAction: 0 | 1 = kind === PolicyKind.Allow ? 0 : 1;
@@ -108,7 +124,6 @@ function compilePolicy(b: PolicyBinding, c: PolicyCompileContext): CompiledPolic
   const entryText: string[] = [];
   let prefixCount = 0;
   let nextExpiry = Infinity;
-  const before = c.issues.list.length;
 
   const addEntry = (text: string, action: 0 | 1, label: string, where: string) => {
     // parseIpEntry's syntax and errors; plain addresses and CIDRs go straight into the builder.
@@ -161,6 +176,7 @@ function compilePolicy(b: PolicyBinding, c: PolicyCompileContext): CompiledPolic
     }
     const method = m.targetEndpointHTTPMethod;
     if (method === undefined) c.issues.add(`${c.path}.operationMetadata.targetEndpointHTTPMethod`, 'required when targetScope is ENDPOINT');
+    else if (method !== 'ALL' && METHOD_BITS[method] === undefined) c.issues.add(`${c.path}.operationMetadata.targetEndpointHTTPMethod`, `unknown method ${JSON.stringify(method)}`);
     else if (method !== 'ALL') methods = method === 'GET' ? METHOD_BITS.GET! | METHOD_BITS.HEAD! : METHOD_BITS[method]!;
   }
 
@@ -198,8 +214,15 @@ function orderKey(b: PolicyBinding): number {
   return o === null || o === undefined ? Infinity : o;
 }
 
-function compileUpstream(proxy: ApiProxyDef, opts: CompileOptions): CompiledUpstream {
-  const u = new URL(proxy.upstream.url);
+/** The upstream, or a string saying why its URL is unusable. */
+function compileUpstream(proxy: ApiProxyDef, opts: CompileOptions): CompiledUpstream | string {
+  let u: URL;
+  try {
+    u = new URL(proxy.upstream.url);
+  } catch {
+    return `not a URL: ${JSON.stringify(proxy.upstream.url)}`;
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return `must be an http or https URL, not ${JSON.stringify(proxy.upstream.url)}`;
   const path = u.pathname.endsWith('/') ? u.pathname.slice(0, -1) : u.pathname;
   return {
     origin: u.origin,
@@ -235,60 +258,71 @@ export function compileSnapshot(state: PolicyState, opts: CompileOptions): Compi
   let nextExpiry = Infinity;
 
   const projectNames = new Set<string>();
-  state.projects.forEach((project, pi) => {
-    const ppath = `projects[${pi}]`;
-    if (projectNames.has(project.name.toLowerCase())) issues.add(`${ppath}.name`, `duplicate project name ${project.name}`);
-    projectNames.add(project.name.toLowerCase());
-    const groupKeys = new Set<string>();
-    project.ipGroups.forEach((g, gi) => {
-      for (const key of new Set([g.id, g.name.toLowerCase()])) {
-        if (groupKeys.has(key)) issues.add(`${ppath}.ipGroups[${gi}]`, `duplicate IP group ${JSON.stringify(key)}`);
-        groupKeys.add(key);
-      }
-    });
-    const proxyNames = new Set<string>();
-    project.apiProxies.forEach((proxy, ai) => {
-      const apath = `${ppath}.apiProxies[${ai}]`;
-      if (proxyNames.has(proxy.name.toLowerCase())) issues.add(`${apath}.name`, `duplicate API proxy name ${proxy.name}`);
-      proxyNames.add(proxy.name.toLowerCase());
-      const policyNames = new Set<string>();
-      const compiled: { b: PolicyBinding; c: CompiledPolicy }[] = [];
-      proxy.policies.forEach((b, i) => {
-        const path = `${apath}.policies[${i}]`;
-        const lname = b.policy.name.toLowerCase();
-        if (policyNames.has(lname)) issues.add(`${path}.policy.name`, `duplicate policy name ${b.policy.name} (names are case-insensitive)`);
-        policyNames.add(lname);
-        const c = compilePolicy(b, { project, proxy, path, now, issues, opts });
-        if (c === null) return;
-        compiled.push({ b, c });
-        if (b.policy.active !== false) {
-          policyCount++;
-          entryCount += c.entryText.length;
-          prefixes += c.prefixCount;
-          trieNodes += c.trie.stats.nodes;
-          trieBytes += c.trie.stats.bytes;
-          if (c.nextExpiry < nextExpiry) nextExpiry = c.nextExpiry;
+  // A shape no validator would have let through (a store another writer filled) must fail the
+  // compile, and so keep the last good snapshot, not throw through whoever asked for it.
+  try {
+    state.projects.forEach((project, pi) => {
+      const ppath = `projects[${pi}]`;
+      if (projectNames.has(project.name.toLowerCase())) issues.add(`${ppath}.name`, `duplicate project name ${project.name}`);
+      projectNames.add(project.name.toLowerCase());
+      const groupKeys = new Set<string>();
+      project.ipGroups.forEach((g, gi) => {
+        for (const key of new Set([g.id, g.name.toLowerCase()])) {
+          if (groupKeys.has(key)) issues.add(`${ppath}.ipGroups[${gi}]`, `duplicate IP group ${JSON.stringify(key)}`);
+          groupKeys.add(key);
         }
       });
-      if (!proxy.environments.includes(opts.environment)) return;
-      const request = pipelineOf(compiled, 'REQUEST');
-      const response = pipelineOf(compiled, 'RESPONSE');
-      const error = pipelineOf(compiled, 'ERROR');
-      const needsBody = compiled.some((x) => x.b.policy.active !== false && x.c.source.kind === IpSourceKind.Body);
-      proxies.push({
-        projectName: project.name,
-        name: proxy.name,
-        basePath: proxy.basePath,
-        hosts: proxy.hosts ?? [],
-        upstream: compileUpstream(proxy, opts),
-        request,
-        response,
-        error,
-        needsBody,
-        index: proxies.length,
+      const proxyNames = new Set<string>();
+      project.apiProxies.forEach((proxy, ai) => {
+        const apath = `${ppath}.apiProxies[${ai}]`;
+        if (proxyNames.has(proxy.name.toLowerCase())) issues.add(`${apath}.name`, `duplicate API proxy name ${proxy.name}`);
+        proxyNames.add(proxy.name.toLowerCase());
+        const policyNames = new Set<string>();
+        const compiled: { b: PolicyBinding; c: CompiledPolicy }[] = [];
+        proxy.policies.forEach((b, i) => {
+          const path = `${apath}.policies[${i}]`;
+          const lname = b.policy.name.toLowerCase();
+          if (policyNames.has(lname)) issues.add(`${path}.policy.name`, `duplicate policy name ${b.policy.name} (names are case-insensitive)`);
+          policyNames.add(lname);
+          const c = compilePolicy(b, { project, proxy, path, now, issues, opts });
+          if (c === null) return;
+          compiled.push({ b, c });
+          if (b.policy.active !== false) {
+            policyCount++;
+            entryCount += c.entryText.length;
+            prefixes += c.prefixCount;
+            trieNodes += c.trie.stats.nodes;
+            trieBytes += c.trie.stats.bytes;
+            if (c.nextExpiry < nextExpiry) nextExpiry = c.nextExpiry;
+          }
+        });
+        if (!proxy.environments.includes(opts.environment)) return;
+        const upstream = compileUpstream(proxy, opts);
+        if (typeof upstream === 'string') {
+          issues.add(`${apath}.upstream.url`, upstream);
+          return;
+        }
+        const request = pipelineOf(compiled, 'REQUEST');
+        const response = pipelineOf(compiled, 'RESPONSE');
+        const error = pipelineOf(compiled, 'ERROR');
+        const needsBody = compiled.some((x) => x.b.policy.active !== false && x.c.source.kind === IpSourceKind.Body);
+        proxies.push({
+          projectName: project.name,
+          name: proxy.name,
+          basePath: proxy.basePath,
+          hosts: proxy.hosts ?? [],
+          upstream,
+          request,
+          response,
+          error,
+          needsBody,
+          index: proxies.length,
+        });
       });
     });
-  });
+  } catch (err) {
+    issues.add('projects', `cannot be compiled: ${err instanceof Error ? err.message : String(err)}`);
+  }
 
   let routes: RouteTable<CompiledProxy> | null = null;
   try {
