@@ -116,6 +116,7 @@ async function cmdStart(args: string[]): Promise<void> {
     },
     exit,
     (err) => logShutdownFailure(gw.log, err),
+    (signal) => gw.log.warn({ event: 'signal_ignored', signal }, `${signal} ignored: policies reload without a signal; SIGTERM stops gracefully`),
   );
 }
 

@@ -87,6 +87,7 @@ export function runWorker(exit: Exit): void {
     (err) => {
       if (gw !== null) logShutdownFailure(gw.log, err);
     },
+    (signal) => gw?.log.warn({ event: 'signal_ignored', signal }, `${signal} ignored`),
   );
 
   process.on('message', (m: unknown) => {

@@ -11,9 +11,12 @@ export type Exit = (code: number) => void;
 /**
  * On the first SIGTERM or SIGINT run `stop` (the drain), then exit 0; if `stop` fails, report it
  * through `failed` and exit 1. A further signal during the drain changes nothing: the drain timeout
- * already bounds the wait.
+ * already bounds the wait. SIGHUP is reported through `ignored` and otherwise ignored: by default
+ * it would end the process at once and drop every request in flight, and a closed terminal or a
+ * habit of "SIGHUP reloads" sends it. (ipgate reloads policies without a signal.)
  */
-export function exitOnSignals(stop: (signal: NodeJS.Signals) => Promise<void>, exit: Exit, failed?: (err: unknown) => void): void {
+export function exitOnSignals(stop: (signal: NodeJS.Signals) => Promise<void>, exit: Exit, failed?: (err: unknown) => void, ignored?: (signal: NodeJS.Signals) => void): void {
+  process.on('SIGHUP', () => ignored?.('SIGHUP'));
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) return;

@@ -5,6 +5,7 @@
  *   request in flight gets `Connection: close`, and the process exits 0;
  * - SIGINT with a WebSocket open: it keeps working while the gateway drains, is closed at the
  *   drain timeout (set through IPGATE_DRAIN_TIMEOUT_MS), and the process still exits 0;
+ * - SIGHUP is ignored (logged): nothing in flight is dropped;
  * - an uncaught exception or unhandled rejection is logged as fatal and the process exits 1. The
  *   failure is injected by a test-only preload module (test/fixtures/crash-on-signal.mjs), so the
  *   product has no hook for it;
@@ -202,6 +203,25 @@ describe('graceful shutdown of ipgate start', () => {
     expect(gw.events('shutdown')[0]).toMatchObject({ signal: 'SIGTERM', drainTimeoutMs: 30000 });
     expect(gw.events('drain_timeout')).toEqual([]);
     expect(gw.events('stopped')[0]).toMatchObject({ drained: true });
+  });
+
+  it('SIGHUP: ignored and logged; the request in flight completes and the process keeps serving', async () => {
+    const { upstream, held, release } = await slowUpstream();
+    const gw = await startChild(upstream.url);
+    const reply = send(gw.port, '/api/slow/hup');
+    reply.catch(() => undefined);
+    await until('the request to reach the upstream', () => held.length === 1);
+    gw.proc.kill('SIGHUP');
+    await until('the signal_ignored log line', () => gw.events('signal_ignored').length > 0);
+    release();
+    const r = await reply;
+    expect(r.status).toBe(200);
+    expect(r.text).toBe('done:/slow/hup');
+    expect(gw.proc.exitCode).toBeNull();
+    expect((await send(gw.port, '/api/fast')).status).toBe(200);
+    expect(gw.events('signal_ignored')[0]).toMatchObject({ signal: 'SIGHUP' });
+    gw.proc.kill('SIGTERM');
+    expect(await gw.exited).toBe(0);
   });
 
   it('SIGINT: a WebSocket keeps working while the gateway drains, is closed at the drain timeout, and the process exits 0', async () => {
