@@ -203,7 +203,7 @@ async function cmdImport(args: string[]): Promise<void> {
   }
   const file = storeFileOf(config);
   const holder = lockHolder(file);
-  if (holder !== null) fail(`a gateway (pid ${holder}) is using ${file}; stop it, or use PUT /apiops/import/ on it`);
+  if (holder !== null) fail(`a gateway (pid ${holder.pid}) is using ${file} (host ${holder.host}); stop it, or use PUT /apiops/import/ on it`);
   const doc = readExport(values.file);
   acquireStoreLock(file);
   try {
