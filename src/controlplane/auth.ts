@@ -243,31 +243,31 @@ function describeJoseError(err: unknown): string {
 async function buildJwtVerifier(cfg: JwtConfig): Promise<JwtVerifier> {
   const alg = cfg.algorithm;
   if (alg !== 'HS256' && alg !== 'RS256' && alg !== 'ES256') {
-    throw new Error('auth.jwt.algorithm must be one of HS256, RS256, ES256');
+    throw new Error('admin.jwt.algorithm must be one of HS256, RS256, ES256');
   }
   if (typeof cfg.roleClaim !== 'string' || cfg.roleClaim.length === 0) {
-    throw new Error('auth.jwt.roleClaim must be a non-empty string');
+    throw new Error('admin.jwt.roleClaim must be a non-empty string');
   }
   if (typeof cfg.clockToleranceSec !== 'number' || !Number.isFinite(cfg.clockToleranceSec) || cfg.clockToleranceSec < 0) {
-    throw new Error('auth.jwt.clockToleranceSec must be a non-negative number');
+    throw new Error('admin.jwt.clockToleranceSec must be a non-negative number');
   }
 
   let key: JwtVerifier['key'];
   if (alg === 'HS256') {
-    if (cfg.publicKeyFile !== undefined) throw new Error('auth.jwt.publicKeyFile is not used with HS256 (set auth.jwt.secret)');
-    if (cfg.jwksFile !== undefined) throw new Error('auth.jwt.jwksFile is not used with HS256 (set auth.jwt.secret)');
-    if (typeof cfg.secret !== 'string') throw new Error('auth.jwt.secret is required for HS256');
+    if (cfg.publicKeyFile !== undefined) throw new Error('admin.jwt.publicKeyFile is not used with HS256 (set admin.jwt.secret)');
+    if (cfg.jwksFile !== undefined) throw new Error('admin.jwt.jwksFile is not used with HS256 (set admin.jwt.secret)');
+    if (typeof cfg.secret !== 'string') throw new Error('admin.jwt.secret is required for HS256');
     const bytes = new TextEncoder().encode(cfg.secret);
     if (bytes.length < MIN_HS256_SECRET_BYTES) {
-      throw new Error(`auth.jwt.secret must be at least ${MIN_HS256_SECRET_BYTES} bytes for HS256`);
+      throw new Error(`admin.jwt.secret must be at least ${MIN_HS256_SECRET_BYTES} bytes for HS256`);
     }
     key = bytes;
   } else {
-    if (cfg.secret !== undefined) throw new Error(`auth.jwt.secret is not used with ${alg} (set auth.jwt.publicKeyFile or auth.jwt.jwksFile)`);
+    if (cfg.secret !== undefined) throw new Error(`admin.jwt.secret is not used with ${alg} (set admin.jwt.publicKeyFile or admin.jwt.jwksFile)`);
     const hasPem = cfg.publicKeyFile !== undefined;
     const hasJwks = cfg.jwksFile !== undefined;
     if (hasPem === hasJwks) {
-      throw new Error(`auth.jwt: exactly one of auth.jwt.publicKeyFile or auth.jwt.jwksFile is required for ${alg}`);
+      throw new Error(`admin.jwt: exactly one of admin.jwt.publicKeyFile or admin.jwt.jwksFile is required for ${alg}`);
     }
     key = cfg.publicKeyFile !== undefined ? await loadPem(cfg.publicKeyFile, alg) : await loadJwks(cfg.jwksFile ?? '', alg);
   }
@@ -292,7 +292,7 @@ async function readKeyFile(configKey: string, file: string): Promise<string> {
 }
 
 async function loadPem(file: string, alg: 'RS256' | 'ES256'): Promise<CryptoKey> {
-  const configKey = 'auth.jwt.publicKeyFile';
+  const configKey = 'admin.jwt.publicKeyFile';
   const pem = await readKeyFile(configKey, file);
   let key: CryptoKey;
   try {
@@ -312,7 +312,7 @@ function jwkFits(jwk: JWK, alg: 'RS256' | 'ES256'): boolean {
 }
 
 async function loadJwks(file: string, alg: 'RS256' | 'ES256'): Promise<JWTVerifyGetKey> {
-  const configKey = 'auth.jwt.jwksFile';
+  const configKey = 'admin.jwt.jwksFile';
   const text = await readKeyFile(configKey, file);
   let json: unknown;
   try {

@@ -352,8 +352,8 @@ describe('JWT HS256', () => {
   });
 
   it('requires a secret of at least 32 bytes, naming the key', async () => {
-    await expect(make({ jwt: cfg({ secret: 'x'.repeat(31) }) })).rejects.toThrow(/auth\.jwt\.secret/);
-    await expect(make({ jwt: cfg({ secret: undefined }) })).rejects.toThrow(/auth\.jwt\.secret/);
+    await expect(make({ jwt: cfg({ secret: 'x'.repeat(31) }) })).rejects.toThrow(/admin\.jwt\.secret/);
+    await expect(make({ jwt: cfg({ secret: undefined }) })).rejects.toThrow(/admin\.jwt\.secret/);
     await expect(make({ jwt: cfg({ secret: 'x'.repeat(32) }) })).resolves.toBeInstanceOf(Authenticator);
   });
 
@@ -522,10 +522,10 @@ describe('JWT RS256 / ES256', () => {
 });
 
 describe('key configuration errors at create', () => {
-  it('a missing publicKeyFile throws naming auth.jwt.publicKeyFile', async () => {
+  it('a missing publicKeyFile throws naming admin.jwt.publicKeyFile', async () => {
     await expect(
       make({ jwt: jwtCfg({ algorithm: 'RS256', publicKeyFile: join(dir, 'does-not-exist.pem') }) }),
-    ).rejects.toThrow(/auth\.jwt\.publicKeyFile.*ENOENT/);
+    ).rejects.toThrow(/admin\.jwt\.publicKeyFile.*ENOENT/);
   });
 
   it('a publicKeyFile that is not a PEM SPKI key throws naming the key, without echoing the content', async () => {
@@ -536,60 +536,60 @@ describe('key configuration errors at create', () => {
       (e: unknown) => e as Error,
     );
     expect(err).toBeInstanceOf(Error);
-    expect(err?.message).toMatch(/auth\.jwt\.publicKeyFile/);
+    expect(err?.message).toMatch(/admin\.jwt\.publicKeyFile/);
     expect(err?.message).not.toContain('SECRET-LOOKING-CONTENT');
   });
 
   it('a private key (PKCS8) in publicKeyFile is rejected', async () => {
     const priv = join(dir, 'private.pem');
     await writeFile(priv, await exportPKCS8(rsa.privateKey));
-    await expect(make({ jwt: jwtCfg({ algorithm: 'RS256', publicKeyFile: priv }) })).rejects.toThrow(/auth\.jwt\.publicKeyFile/);
+    await expect(make({ jwt: jwtCfg({ algorithm: 'RS256', publicKeyFile: priv }) })).rejects.toThrow(/admin\.jwt\.publicKeyFile/);
   });
 
   it('a key of the wrong type for the algorithm is rejected', async () => {
-    await expect(make({ jwt: jwtCfg({ algorithm: 'RS256', publicKeyFile: ecPemFile }) })).rejects.toThrow(/auth\.jwt\.publicKeyFile/);
-    await expect(make({ jwt: jwtCfg({ algorithm: 'ES256', publicKeyFile: rsaPemFile }) })).rejects.toThrow(/auth\.jwt\.publicKeyFile/);
+    await expect(make({ jwt: jwtCfg({ algorithm: 'RS256', publicKeyFile: ecPemFile }) })).rejects.toThrow(/admin\.jwt\.publicKeyFile/);
+    await expect(make({ jwt: jwtCfg({ algorithm: 'ES256', publicKeyFile: rsaPemFile }) })).rejects.toThrow(/admin\.jwt\.publicKeyFile/);
   });
 
-  it('a bad jwksFile throws naming auth.jwt.jwksFile', async () => {
+  it('a bad jwksFile throws naming admin.jwt.jwksFile', async () => {
     const notJson = join(dir, 'bad.json');
     await writeFile(notJson, '{ nope');
-    await expect(make({ jwt: jwtCfg({ algorithm: 'ES256', jwksFile: notJson }) })).rejects.toThrow(/auth\.jwt\.jwksFile/);
+    await expect(make({ jwt: jwtCfg({ algorithm: 'ES256', jwksFile: notJson }) })).rejects.toThrow(/admin\.jwt\.jwksFile/);
     const notJwks = join(dir, 'notjwks.json');
     await writeFile(notJwks, JSON.stringify({ foo: [] }));
-    await expect(make({ jwt: jwtCfg({ algorithm: 'ES256', jwksFile: notJwks }) })).rejects.toThrow(/auth\.jwt\.jwksFile/);
+    await expect(make({ jwt: jwtCfg({ algorithm: 'ES256', jwksFile: notJwks }) })).rejects.toThrow(/admin\.jwt\.jwksFile/);
     // Only an RSA key, but ES256 configured: nothing usable.
     const onlyRsa = join(dir, 'only-rsa.json');
     await writeFile(onlyRsa, JSON.stringify({ keys: [await exportJWK(rsa.publicKey)] }));
-    await expect(make({ jwt: jwtCfg({ algorithm: 'ES256', jwksFile: onlyRsa }) })).rejects.toThrow(/auth\.jwt\.jwksFile.*no ES256/);
+    await expect(make({ jwt: jwtCfg({ algorithm: 'ES256', jwksFile: onlyRsa }) })).rejects.toThrow(/admin\.jwt\.jwksFile.*no ES256/);
     // A private key in the JWKS.
     const withPrivate = join(dir, 'private-jwks.json');
     await writeFile(withPrivate, JSON.stringify({ keys: [await exportJWK(ec.privateKey)] }));
-    await expect(make({ jwt: jwtCfg({ algorithm: 'ES256', jwksFile: withPrivate }) })).rejects.toThrow(/auth\.jwt\.jwksFile.*not a public key/);
+    await expect(make({ jwt: jwtCfg({ algorithm: 'ES256', jwksFile: withPrivate }) })).rejects.toThrow(/admin\.jwt\.jwksFile.*not a public key/);
     await expect(
       make({ jwt: jwtCfg({ algorithm: 'ES256', jwksFile: join(dir, 'missing.json') }) }),
-    ).rejects.toThrow(/auth\.jwt\.jwksFile/);
+    ).rejects.toThrow(/admin\.jwt\.jwksFile/);
   });
 
   it('RS256/ES256 need exactly one of publicKeyFile / jwksFile, and no secret', async () => {
-    await expect(make({ jwt: jwtCfg({ algorithm: 'RS256' }) })).rejects.toThrow(/auth\.jwt\.publicKeyFile or auth\.jwt\.jwksFile/);
+    await expect(make({ jwt: jwtCfg({ algorithm: 'RS256' }) })).rejects.toThrow(/admin\.jwt\.publicKeyFile or admin\.jwt\.jwksFile/);
     await expect(
       make({ jwt: jwtCfg({ algorithm: 'ES256', publicKeyFile: ecPemFile, jwksFile: ecJwksFile }) }),
     ).rejects.toThrow(/exactly one/);
     await expect(
       make({ jwt: jwtCfg({ algorithm: 'RS256', publicKeyFile: rsaPemFile, secret: HS_SECRET }) }),
-    ).rejects.toThrow(/auth\.jwt\.secret/);
+    ).rejects.toThrow(/admin\.jwt\.secret/);
     await expect(
       make({ jwt: jwtCfg({ algorithm: 'HS256', secret: HS_SECRET, publicKeyFile: rsaPemFile }) }),
-    ).rejects.toThrow(/auth\.jwt\.publicKeyFile/);
+    ).rejects.toThrow(/admin\.jwt\.publicKeyFile/);
   });
 
   it('rejects an unknown algorithm and a bad clock tolerance', async () => {
     await expect(
       make({ jwt: jwtCfg({ algorithm: 'none' as unknown as 'HS256', secret: HS_SECRET }) }),
-    ).rejects.toThrow(/auth\.jwt\.algorithm/);
+    ).rejects.toThrow(/admin\.jwt\.algorithm/);
     await expect(
       make({ jwt: jwtCfg({ algorithm: 'HS256', secret: HS_SECRET, clockToleranceSec: -1 }) }),
-    ).rejects.toThrow(/auth\.jwt\.clockToleranceSec/);
+    ).rejects.toThrow(/admin\.jwt\.clockToleranceSec/);
   });
 });
