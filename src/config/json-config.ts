@@ -8,8 +8,9 @@
  * loader gives, errors included: JSON.parse keeps the last of two equal keys where the loader
  * (uniqueKeys) refuses the file, so a text with a repeated key, like any text JSON.parse refuses,
  * goes to the YAML loader, which reports it as before. So does a text with a bare carriage return,
- * which the two read differently (see hasBareCr), and one with an escape in a key (see scanKeys).
+ * which the two read differently (see hasBareCr), and one with an escape in a key (see firstKeyIssue).
  */
+import { pace } from '../policy/pace.js';
 
 /**
  * The value of `text` when it is a JSON object (after optional leading comment lines and blank
@@ -26,7 +27,7 @@ export function parseJsonConfig(text: string): Record<string, unknown> | undefin
     return undefined;
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
-  return scanKeys(text, start, true) ? undefined : (value as Record<string, unknown>);
+  return firstKeyIssue(text, start, true) === null ? (value as Record<string, unknown>) : undefined;
 }
 
 /** Index of the `{` that opens the document, past a BOM, blank lines and `#` comment lines; -1 if none. */
@@ -63,91 +64,78 @@ function isSpace(c: number): boolean {
  * twice. Keys compare by value, so "a" and "\u0061" are the same key, as in the YAML loader.
  */
 export function hasRepeatedKey(text: string, start: number): boolean {
-  return scanKeys(text, start, false);
+  return firstKeyIssue(text, start, false) !== null;
+}
+
+/** A key that JSON.parse would read otherwise than it is written (see firstKeyIssue). */
+export interface KeyIssue {
+  /** The path to the key, ending with the key (decoded): ['policy', 'ipList'], [2, 'a\r']. */
+  readonly path: (string | number)[];
+  /** 'duplicate key': an earlier key of the same object equals it; 'escaped key': see refuseEscaped. */
+  readonly issue: 'duplicate key' | 'escaped key';
 }
 
 /**
- * The scan behind hasRepeatedKey. With `escapedKeys`, a key written with an escape counts too.
- * WHY: V8 in Node 24.21.0 mis-decodes an escaped object key in JSON.parse once it has seen a key
- * of the same length in that place: after JSON.parse('{"a\\\\": 1}'), JSON.parse('{"a\\r": 1}')
- * gives the key "a\\" (a string on its own, '"a\\r"', still decodes right). Config keys are
- * plain names, so such a text takes the YAML loader.
+ * The first object key in the JSON text from `start` (valid JSON: JSON.parse accepted it) that
+ * repeats a key of its object, or, with `refuseEscaped`, that is written with an escape sequence;
+ * null when there is none. One linear pass over the text, so a 100 MB admin body costs no parse.
+ *
+ * WHY repeats: JSON.parse keeps the last of two equal keys, silently: {"ipList": ["10.0.0.0/8"],
+ * "ipList": ["0.0.0.0/0"]} reads as allow-all. The YAML loader (uniqueKeys) refuses such a file,
+ * and so does the admin API. Keys compare decoded, so "ipList" and "ip\u004cist" are one key.
+ *
+ * WHY escapes: V8 in Node 24.21.0 mis-decodes an escaped object key in JSON.parse once it has seen
+ * a key of the same length in that place: after JSON.parse('{"a\\\\": 1}'), JSON.parse('{"a\\r": 1}')
+ * gives the key "a\\" (a string on its own, '"a\\r"', still decodes right). Config keys and admin
+ * body keys are plain names, so a config text with one takes the YAML loader, and an admin body
+ * with one is refused.
  */
-function scanKeys(text: string, start: number, escapedKeys: boolean): boolean {
+export function firstKeyIssue(text: string, start: number, refuseEscaped: boolean): KeyIssue | null {
+  // Segments leading to the current value: the current key of each open object, the current
+  // index of each open array.
+  const path: (string | number)[] = [];
   // One entry per open container: the keys seen so far for an object, null for an array.
-  const stack: (Set<string> | null)[] = [];
+  const seen: (Set<string> | null)[] = [];
+  // One Set per depth, cleared and reused by the next object at that depth: a body of a million
+  // small objects (IP group entries) allocates no Set per object.
+  const sets: Set<string>[] = [];
   let expectKey = false;
   for (let i = start; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
       const end = stringEnd(text, i);
       if (expectKey) {
-        const keys = stack[stack.length - 1]!;
         const raw = text.slice(i + 1, end);
         const escaped = raw.includes('\\');
-        if (escaped && escapedKeys) return true;
+        // A string on its own decodes right; only keys inside an object are affected.
         const key = escaped ? (JSON.parse(text.slice(i, end + 1)) as string) : raw;
-        if (keys.has(key)) return true;
+        const keys = seen[seen.length - 1]!;
+        path[path.length - 1] = key;
+        if (keys.has(key)) return { path, issue: 'duplicate key' };
+        if (escaped && refuseEscaped) return { path, issue: 'escaped key' };
         keys.add(key);
         expectKey = false;
       }
       i = end;
     } else if (c === 0x7b /* { */) {
-      stack.push(new Set());
-      expectKey = true;
-    } else if (c === 0x5b /* [ */) {
-      stack.push(null);
-      expectKey = false;
-    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
-      stack.pop();
-      expectKey = false;
-    } else if (c === 0x2c /* , */) {
-      expectKey = stack[stack.length - 1] instanceof Set;
-    }
-  }
-  return false;
-}
-
-/**
- * The path of the first object key in the JSON text that is written with an escape sequence
- * (`"\u0070olicy"`, `"a\r"`), as path segments ending with that key (decoded); null when no key
- * has one. `text` must be valid JSON (JSON.parse accepted it). The admin API refuses such bodies
- * rather than trust JSON.parse with them (see scanKeys: Node 24.21.0 can decode one as another
- * key); its keys are plain names, so no body it accepts needs an escaped key.
- */
-export function escapedKeyPath(text: string): (string | number)[] | null {
-  // Segments leading to the current value: the current key of each open object, the current
-  // index of each open array.
-  const path: (string | number)[] = [];
-  const inObject: boolean[] = [];
-  let expectKey = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22 /* " */) {
-      const end = stringEnd(text, i);
-      if (expectKey) {
-        const raw = text.slice(i + 1, end);
-        // A string on its own decodes right; only keys inside an object are affected.
-        if (raw.includes('\\')) return [...path.slice(0, -1), JSON.parse(text.slice(i, end + 1)) as string];
-        path[path.length - 1] = raw;
-        expectKey = false;
-      }
-      i = end;
-    } else if (c === 0x7b /* { */) {
+      const keys = (sets[seen.length] ??= new Set());
+      keys.clear();
+      seen.push(keys);
       path.push('');
-      inObject.push(true);
       expectKey = true;
     } else if (c === 0x5b /* [ */) {
+      seen.push(null);
       path.push(0);
-      inObject.push(false);
       expectKey = false;
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      seen.pop();
       path.pop();
-      inObject.pop();
       expectKey = false;
     } else if (c === 0x2c /* , */) {
-      const top = inObject.length - 1;
-      if (inObject[top] === true) expectKey = true;
+      // A yield point per list element or member: an admin body can hold a million of them.
+      pace();
+      const top = seen.length - 1;
+      if (seen[top] !== null) expectKey = true;
       else path[top] = (path[top] as number) + 1;
     }
   }

@@ -27,6 +27,20 @@ import {
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const nameSchema = z.string().regex(NAME_RE, 'must be 1-128 characters of letters, digits, ".", "_" or "-", starting with a letter or digit');
 
+/**
+ * A list of environment names, each named once. Environment names are case-insensitive (the store
+ * and the admin API match them so), so "production" and "PRODUCTION" are one environment: a repeat
+ * would deploy it once per copy, and each copy would push a rollback entry out of the history.
+ */
+export const environmentNamesSchema = z.array(nameSchema).superRefine((names, ctx) => {
+  const first = new Map<string, number>();
+  names.forEach((name, i) => {
+    const j = first.get(name.toLowerCase());
+    if (j === undefined) first.set(name.toLowerCase(), i);
+    else ctx.addIssue({ code: 'custom', path: [i], message: `${name}: the same environment as [${j}] (names are case-insensitive)` });
+  });
+});
+
 const byteLength = (max: number) => (s: string) => Buffer.byteLength(s, 'utf8') <= max;
 
 const scanScratch = new Uint32Array(4);
@@ -50,7 +64,7 @@ export const operationMetadataSchema = z
     targetEndpoint: z.string().optional(),
     targetEndpointHTTPMethod: z.enum(ENDPOINT_METHODS).optional(),
     deploy: z.boolean().optional(),
-    deployTargetEnvironmentNameList: z.array(nameSchema).optional(),
+    deployTargetEnvironmentNameList: environmentNamesSchema.optional(),
     order: z.number().int().min(1, 'order is 1-based: must be >= 1').nullable().optional(),
   })
   .superRefine((m, ctx) => {
@@ -162,7 +176,26 @@ export const apiProxySchema = z.strictObject({
   policies: z.array(configPolicySchema).default([]),
 });
 
-const rfc3339 = z.string().refine((s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an RFC 3339 timestamp');
+const RFC3339_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-](\d{2}):(\d{2}))$/;
+
+/**
+ * An RFC 3339 date-time that names a real instant. Each field is checked against the calendar:
+ * Date.parse rolls an impossible date over instead of refusing it ("2026-02-30" is March 2,
+ * "T24:00:00" the next midnight), so an expiry the admin never wrote would be stored. A leap
+ * second (":60") is refused too: Date cannot represent it.
+ */
+export function isRfc3339(s: string): boolean {
+  const m = RFC3339_RE.exec(s);
+  if (m === null) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+  if (days === undefined || day < 1 || day > days || hour > 23 || minute > 59 || second > 59) return false;
+  if (m[9] !== undefined && (Number(m[9]) > 23 || Number(m[10]) > 59)) return false;
+  return !Number.isNaN(Date.parse(s));
+}
+
+const rfc3339 = z.string().refine(isRfc3339, 'must be an RFC 3339 timestamp of a real date and time');
 
 export const ipGroupEntrySchema = z.strictObject({
   ip: ipEntrySchema,

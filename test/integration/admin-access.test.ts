@@ -49,6 +49,17 @@ describe('admin access allowlist and lockout protection', () => {
     expect((await call('PUT', '/apiops/admin-access/', { ipList: ['10.0.0.1/8'] })).body.details[0].path).toBe('ipList[0]');
   });
 
+  it('refuses a body that gives ipList twice (400), which would otherwise lift the restriction', async () => {
+    const r = await send(gw.gateway.adminAddress.port, '/apiops/admin-access/', {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: '{"ipList":["127.0.0.1"],"ipList":[]}',
+    });
+    expect(r.status).toBe(400);
+    expect(r.json().details).toEqual([{ path: 'ipList', message: 'duplicate key' }]);
+    expect((await call('GET', '/apiops/admin-access/')).body).toMatchObject({ ipList: ['127.0.0.1', '127.0.0.3/32'], restricted: true });
+  });
+
   it('guards policies on an API proxy that fronts the admin API the same way', async () => {
     const adminUrl = `http://127.0.0.1:${gw.gateway.adminAddress.port}`;
     expect((await call('POST', '/apiops/projects/p/apiProxies/admin-front/', { basePath: '/admin', upstream: { url: adminUrl } })).status).toBe(201);

@@ -158,6 +158,29 @@ describe('apiops admin API', () => {
       expect(stale.body.error).toBe('PRECONDITION_FAILED');
     });
 
+    it('compares If-Match strongly: a weak tag never matches, even of the current version (412)', async () => {
+      const g = await call('GET', `${POL}block-seven/`);
+      const body = { operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST' }, policy: { type: 'policy-black-ip', ipList: ['127.0.0.7', '127.0.0.9'] } };
+      const weak = await call('PUT', `${POL}block-seven/`, { body, headers: { 'if-match': `W/${g.etag}` } });
+      expect(weak.status).toBe(412);
+      expect((await call('GET', `${POL}block-seven/`)).etag).toBe(g.etag);
+      expect((await call('PUT', `${POL}block-seven/`, { body, headers: { 'if-match': `W/${g.etag}, ${g.etag}` } })).status).toBe(200);
+    });
+
+    it('never gives a proxy an ETag it had before: a tag read before a delete and re-create is stale (412)', async () => {
+      const X = '/apiops/projects/p/apiProxies/etag-x/';
+      expect((await call('POST', X, { body: { basePath: '/etag-x', upstream: { url: up.url } } })).status).toBe(201);
+      const a = await call('GET', X);
+      expect((await call('DELETE', X)).status).toBe(200);
+      const again = await call('POST', X, { body: { basePath: '/etag-x2', upstream: { url: up.url } } });
+      expect(again.status).toBe(201);
+      expect(again.etag).not.toBe(a.etag);
+      const stale = await call('PUT', X, { body: { basePath: '/etag-x3', upstream: { url: up.url } }, headers: { 'if-match': a.etag! } });
+      expect(stale.status).toBe(412);
+      expect((await call('GET', X)).body.apiProxy.basePath).toBe('/etag-x2');
+      expect((await call('DELETE', X, { headers: { 'if-match': again.etag! } })).status).toBe(200);
+    });
+
     it('refuses duplicate names case-insensitively (409) and type changes on update (400)', async () => {
       const dup = await call('POST', `${POL}Block-Bad/`, { body: { operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST' }, policy: { type: 'policy-black-ip', ipList: ['10.0.0.1'] } } });
       expect(dup.status).toBe(409);
@@ -181,6 +204,22 @@ describe('apiops admin API', () => {
       const del = await call('DELETE', `${POL}nope/`, { body: { operationMetadata: { ...meta, deploy: false } } });
       expect(del.status).toBe(404);
       expect(del.body.error_description).toBe('no policy "nope" on API proxy api');
+      expect(readFileSync(storeFile, 'utf8')).toBe(before);
+    });
+
+    it('refuses an environment named twice in deployTargetEnvironmentNameList (400 naming the repeat), in any case', async () => {
+      const before = readFileSync(storeFile, 'utf8');
+      const meta = { targetScope: 'ALL', targetPipeline: 'REQUEST' };
+      // Each copy would be one more deployment and history entry, pushing rollback targets out.
+      const add = await call('POST', `${POL}twice/`, {
+        body: { operationMetadata: { ...meta, deployTargetEnvironmentNameList: ['production', 'staging', 'PRODUCTION'] }, policy: { type: 'policy-black-ip', ipList: ['10.9.9.9'] } },
+      });
+      expect(add.status).toBe(400);
+      expect(add.body.details).toEqual([{ path: 'operationMetadata.deployTargetEnvironmentNameList[2]', message: 'PRODUCTION: the same environment as [0] (names are case-insensitive)' }]);
+      const del = await call('DELETE', `${POL}block-bad/`, { body: { operationMetadata: { ...meta, deploy: true, deployTargetEnvironmentNameList: Array(20).fill('production') } } });
+      expect(del.status).toBe(400);
+      expect(del.body.details).toHaveLength(19);
+      expect(del.body.details[0]).toEqual({ path: 'operationMetadata.deployTargetEnvironmentNameList[1]', message: 'production: the same environment as [0] (names are case-insensitive)' });
       expect(readFileSync(storeFile, 'utf8')).toBe(before);
     });
 
@@ -223,6 +262,21 @@ describe('apiops admin API', () => {
       expect((await call('GET', '/apiops/projects/p/apiProxies/api/environments/nowhere/')).status).toBe(405);
     });
 
+    it('answers 405 with an Allow header listing the methods of the path (RFC 9110 §15.5.6)', async () => {
+      const port = gw.gateway.adminAddress.port;
+      const headers = { authorization: `Bearer ${ADMIN}` };
+      for (const [method, path, allow] of [
+        ['PATCH', `${POL}block-bad/`, 'GET, HEAD, POST, PUT, DELETE'],
+        ['GET', '/apiops/projects/p/apiProxies/api/environments/production/', 'POST, DELETE'],
+        ['DELETE', '/apiops/export/', 'GET, HEAD'],
+        ['POST', '/apiops/admin-access/', 'GET, HEAD, PUT'],
+      ] as const) {
+        const r = await send(port, path, { method, headers });
+        expect(r.status, `${method} ${path}`).toBe(405);
+        expect(r.headers.allow, `${method} ${path}`).toBe(allow);
+      }
+    });
+
     it('refuses a key written with an escape sequence (400 naming it), and accepts escapes in values', async () => {
       const before = readFileSync(storeFile, 'utf8');
       // "\u0070olicy" is "policy": JSON.parse in Node 24.21.0 can decode such a key as another one.
@@ -248,6 +302,25 @@ describe('apiops admin API', () => {
       expect((await call('GET', `${POL}esc/`)).body.policy.description).toBe('café "x"');
       // Leave the shared gateway's policies as they were for the tests after this one.
       expect((await call('DELETE', `${POL}esc/`, { body: { operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST', deploy: false } } })).status).toBe(200);
+    });
+
+    it('refuses a key given twice in one object (400 naming it), which JSON.parse would resolve to the last', async () => {
+      const before = readFileSync(storeFile, 'utf8');
+      const meta = '"operationMetadata":{"targetScope":"ALL","targetPipeline":"REQUEST"}';
+      // Last wins would store 0.0.0.0/0 in an allowlist that was meant to be 10.0.0.0/8.
+      for (const second of ['"ipList"', '"ip\\u004cist"']) {
+        const r = await call('POST', `${POL}dup/`, {
+          raw: `{${meta},"policy":{"type":"policy-white-ip","ipList":["10.0.0.0/8"],${second}:["0.0.0.0/0"]}}`,
+          headers: { 'content-type': 'application/json' },
+        });
+        expect(r.status, second).toBe(400);
+        expect(r.body.details, second).toEqual([{ path: 'policy.ipList', message: 'duplicate key' }]);
+        expect(r.body.error_description).toBe('invalid body: policy.ipList: duplicate key (each key may appear once per object)');
+      }
+      const top = await call('POST', `${POL}dup/`, { raw: `{${meta},${meta},"policy":{"type":"policy-white-ip","ipList":["10.0.0.0/8"]}}`, headers: { 'content-type': 'application/json' } });
+      expect(top.body.details).toEqual([{ path: 'operationMetadata', message: 'duplicate key' }]);
+      expect(readFileSync(storeFile, 'utf8')).toBe(before);
+      expect((await call('GET', `${POL}dup/`)).status).toBe(404);
     });
 
     it('deletes a policy (seed default deploy: false) and enforces the deletion once deployed', async () => {

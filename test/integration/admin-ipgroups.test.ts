@@ -41,6 +41,7 @@ describe('apiops IP groups', () => {
   let gw: TestGateway;
   let call: ReturnType<typeof api>;
   let officeId = '';
+  let createdVersion = 0;
   const dir = mkdtempSync(join(tmpdir(), 'ipgate-ipgroups-'));
   const storeFile = join(dir, 'store.json');
 
@@ -62,11 +63,14 @@ describe('apiops IP groups', () => {
     expect(r.status).toBe(201);
     expect(r.body).toEqual({ success: true, id: expect.stringMatching(/^ipg_[0-9a-f]+$/) });
     officeId = r.body.id;
+    // The version is the store revision that created the group; the ETag is that number.
+    expect(r.etag).toMatch(/^"\d+"$/);
+    createdVersion = Number(r.etag!.slice(1, -1));
 
     const byId = await call('GET', `${GROUPS}${officeId}/`);
     expect(byId.status).toBe(200);
-    expect(byId.body).toEqual({ success: true, ipGroup: { id: officeId, name: 'office', description: 'office clients', entryCount: 0, version: 1 } });
-    expect(byId.etag).toBe('"1"');
+    expect(byId.body).toEqual({ success: true, ipGroup: { id: officeId, name: 'office', description: 'office clients', entryCount: 0, version: createdVersion } });
+    expect(byId.etag).toBe(r.etag);
     const byName = await call('GET', `${GROUPS}OFFICE/`);
     expect(byName.body.ipGroup.id).toBe(officeId);
 
@@ -101,7 +105,9 @@ describe('apiops IP groups', () => {
     const add = await call('POST', `${GROUPS}office/ips/`, { body: { entries: [{ ip: '127.0.0.0/29', description: 'desk range' }] } });
     expect(add.status).toBe(200);
     expect(add.body).toEqual({ success: true, added: 1, ignored: 0, deploymentResult: deployedHere });
-    expect(add.etag).toBe('"2"');
+    // The group's new version: the add's revision, after the policy write's.
+    const addVersion = Number(add.etag!.slice(1, -1));
+    expect(addVersion).toBeGreaterThan(createdVersion + 1);
     // No deploy call, no sleep.
     expect(await status('127.0.0.2')).toBe(200);
     expect(await status('127.0.0.9')).toBe(403);
@@ -109,7 +115,7 @@ describe('apiops IP groups', () => {
     const list = await call('GET', GROUPS);
     expect(list.body).toEqual({
       success: true,
-      resultList: [{ id: officeId, name: 'office', description: 'office clients', entryCount: 1, version: 2, referencedBy: [{ apiProxy: 'api', policy: 'office-only' }] }],
+      resultList: [{ id: officeId, name: 'office', description: 'office clients', entryCount: 1, version: addVersion, referencedBy: [{ apiProxy: 'api', policy: 'office-only' }] }],
       resultCount: 1,
     });
     const entries = await call('GET', `${GROUPS}office/ips/`);
@@ -208,6 +214,14 @@ describe('apiops IP groups', () => {
     expect(server.body.details.map((d: { path: string }) => d.path).sort()).toEqual(['entries[0].createdAt', 'entries[0].createdBy']);
     const action = await call('PUT', `${GROUPS}office/ips/`, { body: { entries: [{ ip: '10.0.0.1', action: 'block' }] } });
     expect(action.body.details.map((d: { path: string }) => d.path)).toEqual(['entries[0].action']);
+    // Impossible dates that Date.parse rolls over (February 30 to March 2, 24:00 to the next day).
+    for (const expiresAt of ['2026-02-30T00:00:00Z', '2026-04-31T00:00:00Z', '2025-02-29T00:00:00Z', '2026-01-01T24:00:00Z']) {
+      const r = await call('POST', `${GROUPS}office/ips/`, { body: { entries: [{ ip: '10.0.0.1', expiresAt }] } });
+      expect(r.status, expiresAt).toBe(400);
+      expect(r.body.details, expiresAt).toEqual([{ path: 'entries[0].expiresAt', message: 'must be an RFC 3339 timestamp of a real date and time' }]);
+    }
+    const leapDay = await call('POST', `${GROUPS}office/ips/`, { body: { entries: [{ ip: '10.0.0.1', expiresAt: '2028-02-29T23:59:59+14:00' }] }, headers: { 'if-match': '"0"' } });
+    expect(leapDay.status).toBe(412); // a real date passes validation; the If-Match then refuses it
     const del = await call('DELETE', `${GROUPS}office/ips/`, { body: { entries: ['127.0.0.12', 'not-an-ip'] } });
     expect(del.status).toBe(400);
     expect(del.body.details.map((d: { path: string }) => d.path)).toEqual(['entries[1]']);
@@ -274,9 +288,17 @@ describe('apiops IP groups', () => {
     expect(draftOnly.body.error_description).toContain('big-ref');
     expect((await call('DELETE', `${POL}big-ref/`, { body: {} })).status).toBe(200);
 
-    expect((await call('POST', `${GROUPS}spare/`)).status).toBe(201);
+    const spare = await call('POST', `${GROUPS}spare/`);
+    expect(spare.status).toBe(201);
     const stale = await call('DELETE', `${GROUPS}spare/`, { headers: { 'if-match': '"7"' } });
     expect(stale.status).toBe(412);
+    // Deleted and created again, the group has a new ETag: one read before refuses entry writes.
+    expect((await call('DELETE', `${GROUPS}spare/`, { headers: { 'if-match': spare.etag! } })).status).toBe(200);
+    const again = await call('POST', `${GROUPS}spare/`);
+    expect(again.etag).not.toBe(spare.etag);
+    const staleAdd = await call('POST', `${GROUPS}spare/ips/`, { body: { entries: [{ ip: '10.0.0.1' }] }, headers: { 'if-match': spare.etag! } });
+    expect(staleAdd.status).toBe(412);
+    expect((await call('GET', `${GROUPS}spare/`)).body.ipGroup.entryCount).toBe(0);
     const del = await call('DELETE', `${GROUPS}spare/`);
     expect(del.status).toBe(200);
     expect(del.body).toEqual({ success: true });

@@ -16,13 +16,13 @@ describe('export and import', () => {
   const storeFile = join(dir, 'store.json');
   const cfgFile = join(dir, 'gateway.yaml');
   const cli = (...args: string[]) => spawnSync(process.execPath, ['dist/cli.js', ...args, '--config', cfgFile], { encoding: 'utf8' });
-  const call = async (method: string, path: string, body?: unknown) => {
+  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const r = await send(gw.gateway.adminAddress.port, path, {
       method,
-      headers: { authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: { authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    return { status: r.status, body: r.json() };
+    return { status: r.status, body: r.json(), etag: r.headers.etag as string | undefined };
   };
   const config = () => oneProxy(up.url, [policy('policy-black-ip', 'block-four', ['127.0.0.4'])], { gateway: { store: { file: storeFile } } });
 
@@ -96,5 +96,52 @@ describe('export and import', () => {
     expect(ok.body.deploymentResult.deploymentResults).toEqual([{ environmentName: 'production', success: true, message: expect.any(String) }]);
     expect((await send(gw.port, '/api/x', { from: '127.0.0.6' })).status).toBe(403);
     expect((await send(gw.port, '/api/x', { from: '127.0.0.4' })).status).toBe(200);
+  });
+
+  it('imports an export exactly as GET /apiops/export/ gives it: the envelope (success, revision) is ignored', async () => {
+    const doc = (await call('GET', '/apiops/export/')).body;
+    expect(doc).toMatchObject({ success: true, revision: expect.any(Number) });
+    const ok = await call('PUT', '/apiops/import/', doc);
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200);
+    expect((await call('GET', '/apiops/export/')).body).toEqual({ ...doc, revision: doc.revision + 1 });
+    // Only those two: any other key is still refused.
+    const extra = await call('PUT', '/apiops/import/', { ...doc, deploymentResult: {} });
+    expect(extra.status).toBe(400);
+    expect(extra.body.details).toEqual([{ path: '', message: 'Unrecognized key: "deploymentResult"' }]);
+  });
+
+  it('gives every imported resource a new ETag, so one read before an import is stale (412)', async () => {
+    const POLICY = '/apiops/projects/p/apiProxies/api/policies/block-four/';
+    const body = (ipList: string[]) => ({ operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST' }, policy: { type: 'policy-black-ip', ipList } });
+    const doc = (await call('GET', '/apiops/export/')).body;
+    // Admin A reads the policy as an import left it (a counter per resource restarted there)...
+    expect((await call('PUT', '/apiops/import/', doc)).status).toBe(200);
+    const read = await call('GET', POLICY);
+    expect(read.status).toBe(200);
+    // ...then another admin imports the same policy holding another list.
+    doc.projects[0].apiProxies[0].policies[0].policy.ipList = ['127.0.0.7'];
+    expect((await call('PUT', '/apiops/import/', doc)).status).toBe(200);
+    const now = await call('GET', POLICY);
+    expect(now.etag).not.toBe(read.etag);
+    const stale = await call('PUT', POLICY, body(['127.0.0.8']), { 'if-match': read.etag! });
+    expect(stale.status).toBe(412);
+    expect((await call('GET', POLICY)).body.policy.ipList).toEqual(['127.0.0.7']);
+    expect((await call('PUT', POLICY, body(['127.0.0.4']), { 'if-match': now.etag! })).status).toBe(200);
+  });
+
+  it('refuses an import naming an invalid environment, or one twice in any case (400 naming it), writing nothing', async () => {
+    const doc = (await call('GET', '/apiops/export/')).body;
+    const envs = (await call('GET', '/apiops/environments/')).body;
+    for (const [environments, path, message] of [
+      [['production', 'a/b'], 'environments[1]', 'must be 1-128 characters of letters, digits, ".", "_" or "-", starting with a letter or digit'],
+      [['production', ''], 'environments[1]', 'must be 1-128 characters of letters, digits, ".", "_" or "-", starting with a letter or digit'],
+      [['production', 'x'.repeat(129)], 'environments[1]', 'must be 1-128 characters of letters, digits, ".", "_" or "-", starting with a letter or digit'],
+      [['production', 'staging', 'PRODUCTION'], 'environments[2]', 'PRODUCTION: the same environment as [0] (names are case-insensitive)'],
+    ] as const) {
+      const r = await call('PUT', '/apiops/import/', { ...doc, environments });
+      expect(r.status, JSON.stringify(environments)).toBe(400);
+      expect(r.body.details).toEqual([{ path, message }]);
+    }
+    expect((await call('GET', '/apiops/environments/')).body).toEqual(envs);
   });
 });

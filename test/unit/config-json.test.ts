@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument, stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { escapedKeyPath, hasRepeatedKey, parseJsonConfig } from '../../src/config/json-config.js';
+import { firstKeyIssue, hasRepeatedKey, parseJsonConfig } from '../../src/config/json-config.js';
 import { ConfigError, parseConfigText } from '../../src/config/load.js';
 import { mulberry32, testSeed } from '../helpers/seeded.js';
 
@@ -117,7 +117,12 @@ describe('config files written as JSON', () => {
   });
 });
 
-describe('escapedKeyPath (admin bodies refuse escaped keys)', () => {
+describe('firstKeyIssue (admin bodies refuse repeated and escaped keys)', () => {
+  const escapedKeyPath = (text: string) => {
+    const r = firstKeyIssue(text, 0, true);
+    if (r !== null) expect(r.issue).toBe('escaped key');
+    return r?.path ?? null;
+  };
   it('finds the first key written with an escape, with the path to it, and nothing else', () => {
     expect(escapedKeyPath('{"a":1,"b":{"c":[1,{"d":2,"e\\u0078":3}]}}')).toEqual(['b', 'c', 1, 'ex']);
     expect(escapedKeyPath('{"\\u0070olicy":{}}')).toEqual(['policy']);
@@ -127,5 +132,18 @@ describe('escapedKeyPath (admin bodies refuse escaped keys)', () => {
     expect(escapedKeyPath('{"a":"\\u00e9\\"","b":["\\n",{"c":"\\"}"}],"d":{}}')).toBeNull();
     expect(escapedKeyPath('{"a":[],"b":{},"c":[[1,2],[3]]}')).toBeNull();
     expect(escapedKeyPath('"\\u0070"')).toBeNull();
+  });
+
+  it('finds the first repeated key, compared decoded, with the path to it', () => {
+    const dup = (text: string) => firstKeyIssue(text, 0, true);
+    expect(dup('{"policy":{"ipList":["10.0.0.0/8"],"ipList":["0.0.0.0/0"]}}')).toEqual({ path: ['policy', 'ipList'], issue: 'duplicate key' });
+    expect(dup('{"ipList":["127.0.0.1"],"ipList":[]}')).toEqual({ path: ['ipList'], issue: 'duplicate key' });
+    // "ip\u004cist" is "ipList": the repeat is what matters, not the escape.
+    expect(dup('{"ipList":["10.0.0.0/8"],"ip\\u004cist":[]}')).toEqual({ path: ['ipList'], issue: 'duplicate key' });
+    expect(dup('{"entries":[{"ip":"10.0.0.1"},{"ip":"10.0.0.2","ip":"0.0.0.0/0"}]}')).toEqual({ path: ['entries', 1, 'ip'], issue: 'duplicate key' });
+    // Equal keys in sibling or nested objects, and equal strings in arrays, are not repeats: each
+    // object has keys of its own, including one that reuses a closed sibling's Set.
+    expect(dup('{"a":{"x":1,"y":{"x":2}},"b":{"x":3},"c":[{"x":4},{"x":5}],"d":["x","x"],"x":6}')).toBeNull();
+    expect(dup('[{"a":1,"b":2},{"b":1,"a":2}]')).toBeNull();
   });
 });

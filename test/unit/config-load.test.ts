@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfigText } from '../../src/config/load.js';
+import { isRfc3339 } from '../../src/config/schema.js';
 
 function issuesOf(text: string, env: Record<string, string> = {}): string[] {
   try {
@@ -107,5 +108,31 @@ describe('config loading', () => {
     expect(parseConfigText('controlPlanePacing: false\n', 't.yaml', { IPGATE_CONTROL_PLANE_PACING: ' true ' }).controlPlanePacing).toBe(true);
     expect(issuesOf('{}', { IPGATE_CONTROL_PLANE_PACING: 'yes' })).toContainEqual(expect.stringMatching(/^controlPlanePacing: .*\[set by IPGATE_CONTROL_PLANE_PACING\]/));
     expect(issuesOf('controlPlanePacing: 1\n')).toContainEqual(expect.stringMatching(/^controlPlanePacing: /));
+  });
+});
+
+describe('isRfc3339 (IP group entry times)', () => {
+  it('accepts real instants only, where Date.parse would roll an impossible one over', () => {
+    for (const s of ['2024-02-29T00:00:00Z', '2000-02-29T12:00:00.5Z', '2026-12-31T23:59:59.999+14:00', '2026-01-31T00:00:00-00:30', '0000-01-01T00:00:00Z']) {
+      expect(isRfc3339(s), s).toBe(true);
+    }
+    for (const s of [
+      '2026-02-30T00:00:00Z', // Date.parse: March 2
+      '2026-04-31T00:00:00Z',
+      '2023-02-29T00:00:00Z',
+      '1900-02-29T00:00:00Z', // a century that is not a leap year
+      '2026-01-01T24:00:00Z', // Date.parse: the next midnight
+      '2026-01-01T00:60:00Z',
+      '2026-01-01T23:59:60Z', // a leap second: Date cannot hold it
+      '2026-13-01T00:00:00Z',
+      '2026-00-10T00:00:00Z',
+      '2026-01-00T00:00:00Z',
+      '2026-01-01T00:00:00+24:00',
+      '2026-01-01T00:00:00+00:60',
+      '2026-01-01 00:00:00Z',
+      'tomorrow',
+    ]) {
+      expect(isRfc3339(s), s).toBe(false);
+    }
   });
 });

@@ -1,13 +1,14 @@
 /**
  * Admin request bodies: validated once, at the boundary. JSON only (415 otherwise), bounded size
  * (413), bounded nesting, and no "__proto__"/"constructor"/"prototype" keys, so a body can never
- * reach an object's prototype chain however it is merged later. No key may be written with an
- * escape sequence: JSON.parse in Node 24.21.0 can decode such a key as another one
- * (config/json-config.ts), and every key the API accepts is a plain name.
+ * reach an object's prototype chain however it is merged later. No key may be repeated in an
+ * object (JSON.parse would silently keep the last: {"ipList": [...], "ipList": []}), and none may
+ * be written with an escape sequence: JSON.parse in Node 24.21.0 can decode such a key as another
+ * one (config/json-config.ts), and every key the API accepts is a plain name.
  */
 import type { IncomingMessage } from 'node:http';
 import type { z } from 'zod';
-import { escapedKeyPath } from '../../config/json-config.js';
+import { firstKeyIssue } from '../../config/json-config.js';
 import { formatPath } from '../../config/load.js';
 import { pace } from '../../policy/pace.js';
 import { AdminError } from './errors.js';
@@ -59,12 +60,18 @@ export async function jsonBody<S extends z.ZodType>(req: IncomingMessage, schema
     } catch (err) {
       throw new AdminError('BAD_REQUEST', `malformed JSON: ${(err as Error).message}`);
     }
-    // Only a body with a backslash can have an escaped key: the scan costs nothing otherwise.
-    const escaped = raw.includes(0x5c) ? escapedKeyPath(text) : null;
-    if (escaped !== null) {
-      throw new AdminError('BAD_REQUEST', `an object key is written with an escape sequence (${JSON.stringify(formatPath(escaped))}): write keys as plain text`, [
-        { path: formatPath(escaped), message: 'escaped key' },
-      ]);
+    // JSON.parse keeps the last of two equal keys and may misread an escaped one: either way the
+    // value differs from what the text says, so such a body is refused (json-config.ts).
+    const bad = firstKeyIssue(text, 0, true);
+    if (bad !== null) {
+      const where = formatPath(bad.path);
+      throw new AdminError(
+        'BAD_REQUEST',
+        bad.issue === 'escaped key'
+          ? `an object key is written with an escape sequence (${JSON.stringify(where)}): write keys as plain text`
+          : `invalid body: ${where}: duplicate key (each key may appear once per object)`,
+        [{ path: where, message: bad.issue }],
+      );
     }
     checkShape(value, [], 0);
   }

@@ -8,8 +8,8 @@
  * Cross-field rules (superRefine) have no JSON Schema form and are described in prose.
  */
 import { z } from 'zod';
-import { basePathSchema, hostSchema, ipEntrySchema, NAME_RE, policyBindingSchema, upstreamSchema } from '../../config/schema.js';
-import { exportSchema } from '../store/portable.js';
+import { basePathSchema, environmentNamesSchema, hostSchema, ipEntrySchema, NAME_RE, policyBindingSchema, upstreamSchema } from '../../config/schema.js';
+import { importBodySchema } from '../store/portable.js';
 import { adminAccessBodySchema } from './routes-access.js';
 import { explainSchema } from './routes-explain.js';
 import { entriesBodySchema, removeBodySchema } from './routes-ipgroups.js';
@@ -34,6 +34,7 @@ const ANNOTATIONS = new Map<unknown, string>([
   [upstreamSchema.shape.url, 'An absolute http or https URL with no query, fragment or credentials.'],
   [basePathSchema, 'Starts with "/", no empty, "." or ".." segments, no trailing slash.'],
   [hostSchema, 'A host name, optionally starting with "*.".'],
+  [environmentNamesSchema, 'Environment names, each at most once: names are case-insensitive, so "production" and "PRODUCTION" are a repeat.'],
 ]);
 
 const BODY_SCHEMAS = {
@@ -62,7 +63,11 @@ const BODY_SCHEMAS = {
     description:
       'A request to evaluate: give ip (a direct client), or remoteAddress with optional headers (forwarded requests). path is below the proxy\'s basePath and may carry a query. environment defaults to this node\'s.',
   },
-  ExportDocument: { schema: exportSchema, description: 'The whole state in the config file\'s projects shape; each API proxy is deployed to the environments it lists.' },
+  ExportDocument: {
+    schema: importBodySchema,
+    description:
+      'The whole state in the config file\'s projects shape; each API proxy is deployed to the environments it lists. GET /apiops/export/ answers it with success and revision, which an import accepts and ignores, so an export imports as it is. environments are valid names, each once in any case.',
+  },
 
 } satisfies Record<string, { schema: z.ZodType; description: string }>;
 
@@ -550,7 +555,7 @@ const ERROR_TEXT: Record<AdminErrorCode, string> = {
   UNAUTHORIZED: 'Missing, invalid or expired bearer credential, or no admin credentials configured.',
   FORBIDDEN: 'The caller\'s address is not in the admin access list, or the role may not write.',
   NOT_FOUND: 'No such resource.',
-  METHOD_NOT_ALLOWED: 'The path exists but not with this method.',
+  METHOD_NOT_ALLOWED: 'The path exists but not with this method; the Allow header lists its methods.',
   CONFLICT: 'The change conflicts with the current state (see the operation\'s description).',
   PRECONDITION_FAILED: 'If-Match does not match the current ETag.',
   PAYLOAD_TOO_LARGE: 'The body exceeds admin.bodyLimitBytes; the connection is closed.',
@@ -694,7 +699,7 @@ export function buildOpenApi(routes: readonly Route[]): object {
       schemas,
       responses: errorResponses(),
       parameters: {
-        IfMatch: { name: 'If-Match', in: 'header', required: false, description: 'An ETag from a previous reply (or *): the write is refused with 412 if the resource changed since.', schema: str },
+        IfMatch: { name: 'If-Match', in: 'header', required: false, description: 'An ETag from a previous reply (or *), compared strongly (a weak W/"…" tag never matches): the write is refused with 412 if the resource changed since.', schema: str },
       },
       headers: {
         ETag: { description: 'The version of the resource, for If-Match.', schema: str },

@@ -55,17 +55,19 @@ export class Router {
     this.routes = routes.map((route) => ({ route, parts: route.path.split('/') }));
   }
 
-  /** The route for method+path, or an AdminError: 404 for no path, 405 for a known path with another method. */
+  /** The route for method+path, or an AdminError: 404 for no path, 405 (with Allow) for a known path with another method. */
   match(method: string, path: string): RouteMatch {
     const parts = path.split('/');
-    let pathKnown = false;
+    const allowed = new Set<string>();
     for (const c of this.routes) {
       const params = matchParts(c.parts, parts);
       if (params === null) continue;
-      pathKnown = true;
       if (c.route.method === method || (method === 'HEAD' && c.route.method === 'GET')) return { route: c.route, params };
+      allowed.add(c.route.method);
+      if (c.route.method === 'GET') allowed.add('HEAD');
     }
-    if (pathKnown) throw new AdminError('METHOD_NOT_ALLOWED', `${method} is not supported on ${path}`);
+    // RFC 9110 §15.5.6: a 405 must list the methods the resource does support.
+    if (allowed.size > 0) throw new AdminError('METHOD_NOT_ALLOWED', `${method} is not supported on ${path}`, [], { allow: [...allowed].join(', ') });
     throw new AdminError('NOT_FOUND', `no admin route ${path}${path.endsWith('/') ? '' : ' (admin paths end with "/")'}`);
   }
 

@@ -8,7 +8,7 @@ import { ipEntrySchema } from '../../config/schema.js';
 import { AccessList } from './access.js';
 import { AdminError } from './errors.js';
 import type { Route } from './router.js';
-import { checkIfMatch, etagOf, type AdminService } from './service.js';
+import { checkIfMatch, etagOf, nextVersion, type AdminService } from './service.js';
 
 /** PUT /apiops/admin-access/ body (also described in the OpenAPI document). */
 export const adminAccessBodySchema = z.strictObject({ ipList: z.array(ipEntrySchema).max(10_000) });
@@ -46,7 +46,7 @@ export function accessRoutes(svc: AdminService, bodyLimit: number): Route[] {
           mutate: (d) => {
             const before = d.adminAccess ?? { ipList: [], version: 0 };
             checkIfMatch(c.ifMatch, before.version);
-            d.adminAccess = { ipList: body.ipList, version: before.version + 1 };
+            d.adminAccess = { ipList: body.ipList, version: nextVersion(d) };
             return { result: d.adminAccess.version, deployed: [], before: before.ipList, after: body.ipList };
           },
         });

@@ -27,7 +27,7 @@ import { AdminError } from './errors.js';
 import { nextPageUri, parseCursor, parseLimit } from './pagination.js';
 import type { Route, RouteReply } from './router.js';
 import { describedSchema } from './routes-resources.js';
-import { checkIfMatch, deploymentReply, etagOf, findProject, type AdminService, type RouteCaller } from './service.js';
+import { checkIfMatch, deploymentReply, etagOf, findProject, nextVersion, type AdminService, type RouteCaller } from './service.js';
 
 
 /** createdBy and createdAt are the server's: the actor and the time of the write. */
@@ -147,7 +147,7 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
   const target = (c: { params: Readonly<Record<string, string>> }, suffix = '') => `${c.params.project}/ipGroups/${c.params.group}${suffix}`;
 
   /**
-   * One entry write: find the group, check If-Match, change its entries, bump its version, go live.
+   * One entry write: find the group, check If-Match, change its entries, give it a new version, go live.
    * The reply is the change's result, the deployments and the group's new ETag.
    */
   const entryWrite = async <T extends object>(
@@ -160,7 +160,7 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
       const g = findGroup(p, c.params.group!);
       checkIfMatch(c.ifMatch, g.version);
       const m = change(g, d);
-      g.version++;
+      g.version = nextVersion(d);
       return { result: { value: m.result, version: g.version }, deployed: liveEnvironments(p, g), before: m.before, after: m.after };
     });
     return { body: { ...out.result.value, ...deploymentReply(out.deploymentResults) }, etag: etagOf(out.result.version) };
@@ -196,11 +196,11 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
           // Ids and names share one namespace (the compiler refuses a clash), names case-insensitively.
           const clash = p.ipGroups.find((g) => g.name.toLowerCase() === name.toLowerCase() || g.id.toLowerCase() === name.toLowerCase());
           if (clash !== undefined) throw new AdminError('CONFLICT', `an IP group ${JSON.stringify(clash.name)} (id ${clash.id}) already uses the name ${JSON.stringify(name)} in project ${p.name} (names are case-insensitive)`);
-          const rec: IpGroupRecord = { id: newGroupId(p), name, description: body.description, entries: [], version: 1 };
+          const rec: IpGroupRecord = { id: newGroupId(p), name, description: body.description, entries: [], version: nextVersion(d) };
           p.ipGroups.push(rec);
-          return { result: rec.id, deployed: [], before: null, after: { id: rec.id, name: rec.name, description: rec.description } };
+          return { result: rec, deployed: [], before: null, after: { id: rec.id, name: rec.name, description: rec.description } };
         });
-        return { status: 201, body: { success: true, id: out.result }, etag: etagOf(1) };
+        return { status: 201, body: { success: true, id: out.result.id }, etag: etagOf(out.result.version) };
       },
     },
     {

@@ -10,13 +10,13 @@
  * policies of the same pipeline. It is computed on read, not stored, so it can never go stale.
  */
 import { z } from 'zod';
-import { policyBindingSchema } from '../../config/schema.js';
+import { environmentNamesSchema, policyBindingSchema } from '../../config/schema.js';
 import type { PolicyBinding, TargetPipeline } from '../../policy/model.js';
 import { cloneDraft, freezeLeafArrays } from '../store/blobs.js';
 import type { ProxyRecord, StoreData } from '../store/state.js';
 import { AdminError } from './errors.js';
 import type { Route, RouteContext, RouteReply } from './router.js';
-import { checkIfMatch, deploymentReply, etagOf, findProject, findProxy, type AdminService } from './service.js';
+import { checkIfMatch, deploymentReply, etagOf, findProject, findProxy, nextVersion, type AdminService } from './service.js';
 
 export const deleteBodySchema = z.strictObject({
   operationMetadata: z
@@ -24,7 +24,7 @@ export const deleteBodySchema = z.strictObject({
       targetScope: z.enum(['ALL', 'ENDPOINT']).optional(),
       targetPipeline: z.enum(['REQUEST', 'RESPONSE', 'ERROR']).optional(),
       deploy: z.boolean().optional(),
-      deployTargetEnvironmentNameList: z.array(z.string()).optional(),
+      deployTargetEnvironmentNameList: environmentNamesSchema.optional(),
     })
     .optional(),
 });
@@ -141,7 +141,7 @@ export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
       const r = findProxy(findProject(d, c.params.project!), c.params.proxy!);
       checkIfMatch(c.ifMatch, r.version);
       const { before, after, deploy, envs } = change(r);
-      r.version++;
+      r.version = nextVersion(d);
       const deployed = deploy ? deployTargets(d, r, envs) : [];
       deployTo(d, r, deployed, c.actor);
       return { result: r.version, deployed, before, after };

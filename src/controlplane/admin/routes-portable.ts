@@ -3,7 +3,7 @@
  * An import is one write like any other: validated, compiled for every environment it deploys
  * to, audited, and refused whole if anything in it is wrong.
  */
-import { exportSchema, exportState, importState } from '../store/portable.js';
+import { exportState, importBodySchema, importState } from '../store/portable.js';
 import type { Route } from './router.js';
 import { deploymentReply, type AdminService } from './service.js';
 
@@ -18,7 +18,8 @@ export function portableRoutes(svc: AdminService, bodyLimit: number): Route[] {
       method: 'PUT',
       path: '/apiops/import/',
       handler: async (c) => {
-        const doc = await c.json(exportSchema, bodyLimit);
+        // The export reply's envelope is accepted so that an export round-trips, and dropped here.
+        const { success: _success, revision: _revision, ...doc } = await c.json(importBodySchema, bodyLimit);
         const out = await svc.write({
           actor: c.actor,
           caller: c,

@@ -7,7 +7,7 @@ import type { ProxyRecord } from '../store/state.js';
 import { AdminError } from './errors.js';
 import { deployTo } from './routes-policies.js';
 import type { Route } from './router.js';
-import { checkIfMatch, deploymentReply, etagOf, findProject, findProxy, redeployRequired, requireEnvironment, type AdminService } from './service.js';
+import { checkIfMatch, deploymentReply, etagOf, findProject, findProxy, nextVersion, redeployRequired, requireEnvironment, type AdminService } from './service.js';
 
 export const describedSchema = z.strictObject({ description: z.string().max(1024).optional() });
 
@@ -155,7 +155,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
           mutate: (d) => {
             const p = findProject(d, c.params.project!);
             if (p.proxies.some((r) => r.draft.name.toLowerCase() === name.toLowerCase())) throw new AdminError('CONFLICT', `API proxy ${JSON.stringify(name)} already exists in project ${p.name}`);
-            const rec: ProxyRecord = { draft: { name, ...body, policies: [] }, version: 1, deployments: {} };
+            const rec: ProxyRecord = { draft: { name, ...body, policies: [] }, version: nextVersion(d), deployments: {} };
             p.proxies.push(rec);
             return { result: rec.version, deployed: [], before: null, after: rec.draft };
           },
@@ -175,7 +175,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
           const before = { ...r.draft, policies: undefined };
           // Replacing a proxy's routing keeps its policies; it is enforced at the next deploy.
           r.draft = { name: r.draft.name, ...body, policies: r.draft.policies };
-          r.version++;
+          r.version = nextVersion(d);
           return { result: r.version, deployed: [], before, after: { ...r.draft, policies: undefined } };
         });
         return { body: { success: true }, etag: etagOf(out.result) };
@@ -256,7 +256,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
           const before = r.draft;
           // The working copy becomes the deployed copy of that revision, and is redeployed where it went then.
           r.draft = structuredClone(first.proxy);
-          r.version++;
+          r.version = nextVersion(d);
           const envs = [...new Set(entries.map((h) => h.environment))].filter((e) => d.environments.some((x) => x.name === e));
           deployTo(d, r, envs, c.actor, 'rollback');
           return { result: r.version, deployed: envs, before, after: r.draft };

@@ -216,16 +216,30 @@ export function requireEnvironment(d: Readonly<StoreData>, name: string): string
   return e.name;
 }
 
+/**
+ * The version a resource gets from the write that creates or changes it: the revision that write
+ * commits (the store sets it to the draft's + 1). Revisions only grow, and an import continues
+ * them, so a resource never gets a version it had before, not after an import nor when it is
+ * deleted and created again: an ETag read before can never match a later content. (A counter per
+ * resource restarted at 1 there, and a stale If-Match: "1" overwrote another admin's change.)
+ */
+export function nextVersion(d: Readonly<StoreData>): number {
+  return d.revision + 1;
+}
+
 /** ETag of a versioned resource. */
 export function etagOf(version: number): string {
   return `"${version}"`;
 }
 
-/** RFC 9110 §13.1.1 If-Match: a stale tag is a 412, so two admins never overwrite each other silently. */
+/**
+ * RFC 9110 §13.1.1 If-Match: a stale tag is a 412, so two admins never overwrite each other silently.
+ * The comparison is strong (§8.8.3.2): a weak tag (W/"7") never matches, whatever its value.
+ */
 export function checkIfMatch(ifMatch: string | undefined, version: number): void {
   if (ifMatch === undefined) return;
   const tags = ifMatch.split(',').map((t) => t.trim());
-  if (tags.includes('*') || tags.includes(etagOf(version)) || tags.includes(`W/${etagOf(version)}`)) return;
+  if (tags.includes('*') || tags.includes(etagOf(version))) return;
   throw new AdminError('PRECONDITION_FAILED', `If-Match ${ifMatch} does not match the current ETag ${etagOf(version)}`);
 }
 

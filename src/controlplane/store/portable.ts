@@ -6,15 +6,29 @@
  * the difference, redeployRequired, does not survive an export.)
  */
 import { z } from 'zod';
-import { projectSchema } from '../../config/schema.js';
+import { environmentNamesSchema, projectSchema } from '../../config/schema.js';
 import type { PolicyState } from '../../policy/model.js';
 import type { StoreData } from './state.js';
 import { seedStore } from './to-state.js';
 
 export const exportSchema = z.strictObject({
-  /** Environments known to the store, including ones no proxy is deployed to. */
-  environments: z.array(z.string()).default([]),
+  /**
+   * Environments known to the store, including ones no proxy is deployed to: valid names, each
+   * once in any case, as POST /apiops/environments/{name}/ requires of a new one.
+   */
+  environments: environmentNamesSchema.default([]),
   projects: z.array(projectSchema).default([]),
+});
+
+/**
+ * The body of PUT /apiops/import/: an export document, also as GET /apiops/export/ answers it,
+ * with the reply's `success` and `revision`, so that an export can be imported as it is. Those
+ * two are checked for their type and ignored (the import commits the next revision); any other
+ * key is refused as in exportSchema.
+ */
+export const importBodySchema = exportSchema.extend({
+  success: z.literal(true).optional(),
+  revision: z.number().int().min(0).optional(),
 });
 
 export type ExportDoc = z.output<typeof exportSchema>;
@@ -47,6 +61,9 @@ export function importState(current: Readonly<StoreData> | null, doc: ExportDoc,
   if (current !== null) {
     next.epoch = current.epoch;
     next.revision = current.revision;
+    // Every resource is new content at the revision the import commits (the store's + 1): a version
+    // restarted at 1 would let an If-Match read before the import match again (admin/service.ts nextVersion).
+    for (const p of next.projects) for (const r of [...p.proxies, ...p.ipGroups]) r.version = current.revision + 1;
     next.audit = [...current.audit];
     if (current.adminAccess !== undefined) next.adminAccess = structuredClone(current.adminAccess);
   }

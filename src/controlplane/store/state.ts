@@ -36,7 +36,10 @@ export interface HistoryRecord extends DeploymentRecord {
 
 export interface ProxyRecord {
   draft: ProxyDraft;
-  /** Incremented on every change of this proxy (its policies included); the ETag. */
+  /**
+   * The store revision of this proxy's last change (its policies included), so it never repeats;
+   * the ETag. (Stores written before may hold a smaller per-proxy count: the next change moves on.)
+   */
   version: number;
   /** Per environment name. */
   deployments: Record<string, DeploymentRecord>;
@@ -45,6 +48,7 @@ export interface ProxyRecord {
 }
 
 export interface IpGroupRecord extends IpGroupDef {
+  /** The store revision of this group's last change; the ETag (as ProxyRecord.version). */
   version: number;
 }
 
@@ -72,6 +76,7 @@ export interface AuditRecord {
 export interface AdminAccessRecord {
   /** CIDRs, addresses, ranges or wildcards; empty means no restriction (Amani's rule). */
   ipList: string[];
+  /** The store revision of the list's last change; the ETag (as ProxyRecord.version). */
   version: number;
 }
 
