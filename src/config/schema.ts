@@ -301,6 +301,15 @@ const postgresStoreSchema = z.strictObject({
       ok = false;
     }
     if (!ok) ctx.addIssue({ code: 'custom', message: 'must be a postgres:// or postgresql:// URL' });
+    // The driver percent-decodes the user, password and database: a bare "%" (a password like
+    // "50%off") would fail only at connect time, with a message that names nothing.
+    else {
+      try {
+        decodeURIComponent(u);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'has a "%" that is not a percent-escape: write a literal % as %25' });
+      }
+    }
   }),
   /** Holds the store's tables; created by the migrations. One cluster per schema. */
   schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lower-case letters, digits and "_", starting with a letter or "_", at most 63').default('ipgate'),

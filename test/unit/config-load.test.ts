@@ -40,6 +40,13 @@ describe('config loading', () => {
     expect(issues).toContainEqual(expect.stringMatching(/^limits\.requestBodyBytes: .*-5/));
   });
 
+  it('names store.postgres.url when a bare "%" would fail only at connect time', () => {
+    expect(issuesOf('store: { postgres: { url: "postgres://ipgate:50%off@127.0.0.1:5432/x" } }\n')).toContainEqual(
+      expect.stringMatching(/^store\.postgres\.url: has a "%" that is not a percent-escape/),
+    );
+    expect(parseConfigText('store: { postgres: { url: "postgres://ipgate:50%25off@127.0.0.1:5432/x" } }\n', 'pg.yaml').store.postgres?.url).toContain('50%25off');
+  });
+
   it('rejects unknown keys, so a typo cannot silently drop a list', () => {
     const issues = issuesOf(proxyYaml(`          - operationMetadata: { targetScope: ALL, targetPipeline: REQUEST }
             policy: { type: policy-white-ip, name: w, ipLsit: [10.0.0.0/8], ipList: [10.0.0.0/8] }`));
