@@ -80,7 +80,7 @@ const NUMERIC_ENV_KEYS: ReadonlySet<string> = new Set(['drainTimeoutMs', 'log.sa
 /** Overrides whose key holds a boolean: "true" or "false"; anything else is reported by the schema. */
 const BOOLEAN_ENV_KEYS: ReadonlySet<string> = new Set(['controlPlanePacing']);
 
-function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
+function applyEnv(raw: Record<string, unknown>, env: Env, conflicts: ConfigIssue[]): Map<string, string> {
   const sources = new Map<string, string>();
   const setPath = (dotted: string, value: unknown, name: string) => {
     const keys = dotted.split('.');
@@ -88,7 +88,13 @@ function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
     for (let i = 0; i < keys.length - 1; i++) {
       const k = keys[i]!;
       const next = obj[k];
-      if (next === null || typeof next !== 'object' || Array.isArray(next)) obj[k] = {};
+      if (next !== null && next !== undefined && (typeof next !== 'object' || Array.isArray(next))) {
+        // The file gives a scalar or a list where a mapping belongs ("log: debug"). Replacing it
+        // with the variable's mapping would hide that error instead of reporting it.
+        conflicts.push({ path: keys.slice(0, i + 1).join('.'), message: `must be a mapping, not ${JSON.stringify(next)} (${name} sets ${dotted} inside it)` });
+        return;
+      }
+      if (next === null || next === undefined) obj[k] = {};
       obj = obj[k] as Record<string, unknown>;
     }
     obj[keys[keys.length - 1]!] = value;
@@ -120,7 +126,18 @@ function applyEnv(raw: Record<string, unknown>, env: Env): Map<string, string> {
   // IPGATE_ADMIN_TOKEN adds one admin token; only its hash is kept.
   const token = env.IPGATE_ADMIN_TOKEN;
   if (token !== undefined && token !== '') {
-    const admin = (raw.admin !== null && typeof raw.admin === 'object' && !Array.isArray(raw.admin) ? raw.admin : (raw.admin = {})) as Record<string, unknown>;
+    const isMap = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
+    const absent = (v: unknown) => v === null || v === undefined;
+    // As in setPath: a wrongly typed value in the file is reported, not replaced.
+    if (!absent(raw.admin) && !isMap(raw.admin)) {
+      conflicts.push({ path: 'admin', message: `must be a mapping, not ${JSON.stringify(raw.admin)} (IPGATE_ADMIN_TOKEN adds to admin.tokens inside it)` });
+      return sources;
+    }
+    const admin = (isMap(raw.admin) ? raw.admin : (raw.admin = {})) as Record<string, unknown>;
+    if (!absent(admin.tokens) && !Array.isArray(admin.tokens)) {
+      conflicts.push({ path: 'admin.tokens', message: `must be a list, not ${JSON.stringify(admin.tokens)} (IPGATE_ADMIN_TOKEN adds to it)` });
+      return sources;
+    }
     const tokens = Array.isArray(admin.tokens) ? (admin.tokens as unknown[]) : (admin.tokens = []) as unknown[];
     sources.set(`admin.tokens[${tokens.length}]`, 'IPGATE_ADMIN_TOKEN');
     tokens.push({ name: 'env', sha256: createHash('sha256').update(token).digest('hex'), role: 'admin' });
@@ -134,9 +151,11 @@ export function parseConfigText(text: string, source: string, env: Env = {}): Ga
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(source, [{ path: '', message: 'the document must be a mapping' }]);
   }
-  const sources = applyEnv(raw as Record<string, unknown>, env);
+  const conflicts: ConfigIssue[] = [];
+  const sources = applyEnv(raw as Record<string, unknown>, env, conflicts);
   const parsed = gatewayConfigSchema.safeParse(raw, { reportInput: true });
-  if (!parsed.success) throw new ConfigError(source, zodIssues(parsed.error, sources));
+  if (!parsed.success) throw new ConfigError(source, [...conflicts, ...zodIssues(parsed.error, sources)]);
+  if (conflicts.length > 0) throw new ConfigError(source, conflicts);
   return parsed.data;
 }
 

@@ -40,6 +40,17 @@ describe('config loading', () => {
     expect(issues).toContainEqual(expect.stringMatching(/^limits\.requestBodyBytes: .*-5/));
   });
 
+  it('reports a wrongly typed parent in the file even when an environment variable sets a key inside it', () => {
+    const text = 'log: "debug"\nadmin: { tokens: "oops" }\n';
+    const alone = issuesOf(text);
+    expect(alone).toContainEqual(expect.stringMatching(/^log: /));
+    expect(alone).toContainEqual(expect.stringMatching(/^admin\.tokens: /));
+    const withEnv = issuesOf(text, { IPGATE_LOG_LEVEL: 'info', IPGATE_ADMIN_TOKEN: 'x'.repeat(32) });
+    expect(withEnv).toContainEqual(expect.stringMatching(/^log: must be a mapping, not "debug" \(IPGATE_LOG_LEVEL sets log\.level inside it\)/));
+    expect(withEnv).toContainEqual(expect.stringMatching(/^admin\.tokens: must be a list, not "oops"/));
+    expect(issuesOf('tls: "yes"\n', { IPGATE_TLS_CERT: '/c.pem', IPGATE_TLS_KEY: '/k.pem' })).toContainEqual(expect.stringMatching(/^tls: must be a mapping, not "yes"/));
+  });
+
   it('names store.postgres.url when a bare "%" would fail only at connect time', () => {
     expect(issuesOf('store: { postgres: { url: "postgres://ipgate:50%off@127.0.0.1:5432/x" } }\n')).toContainEqual(
       expect.stringMatching(/^store\.postgres\.url: has a "%" that is not a percent-escape/),
