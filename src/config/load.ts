@@ -104,7 +104,8 @@ function applyEnv(raw: Record<string, unknown>, env: Env, conflicts: ConfigIssue
     const v = env[name];
     if (v === undefined || v === '') continue;
     if (key === 'trustedProxies') {
-      const list = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+      // An empty variable counts as unset (as for every variable), so "trust no proxy" is spelled out.
+      const list = v.trim() === 'none' ? [] : v.split(',').map((s) => s.trim()).filter((s) => s !== '');
       setPath(key, list, name);
       list.forEach((_, i) => sources.set(`${key}[${i}]`, name));
     } else if (name === 'IPGATE_STORE') {

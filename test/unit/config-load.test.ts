@@ -51,6 +51,12 @@ describe('config loading', () => {
     expect(issuesOf('tls: "yes"\n', { IPGATE_TLS_CERT: '/c.pem', IPGATE_TLS_KEY: '/k.pem' })).toContainEqual(expect.stringMatching(/^tls: must be a mapping, not "yes"/));
   });
 
+  it('IPGATE_TRUSTED_PROXIES=none trusts no proxy; an empty value counts as unset', () => {
+    expect(parseConfigText('listen: "127.0.0.1:0"\n', 't.yaml', { IPGATE_TRUSTED_PROXIES: 'none' }).trustedProxies).toEqual([]);
+    expect(parseConfigText('listen: "127.0.0.1:0"\n', 't.yaml', { IPGATE_TRUSTED_PROXIES: '' }).trustedProxies).toEqual(parseConfigText('listen: "127.0.0.1:0"\n', 't.yaml').trustedProxies);
+    expect(parseConfigText('listen: "127.0.0.1:0"\n', 't.yaml').trustedProxies).not.toEqual([]);
+  });
+
   it('names store.postgres.url when a bare "%" would fail only at connect time', () => {
     expect(issuesOf('store: { postgres: { url: "postgres://ipgate:50%off@127.0.0.1:5432/x" } }\n')).toContainEqual(
       expect.stringMatching(/^store\.postgres\.url: has a "%" that is not a percent-escape/),
