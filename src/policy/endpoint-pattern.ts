@@ -4,7 +4,7 @@
  * A pattern is written relative to the API proxy's basePath and matched against the canonical
  * path (see dataplane/canonical-path.ts) relative to that basePath:
  *
- *   /orders          literal segments: exact, case-sensitive; a trailing slash on the request
+ *   /orders          literal segments: exact but for ASCII case; a trailing slash on the request
  *                    is tolerated ("/orders/" matches), more segments are not ("/orders/1").
  *   /orders/{id}     {name}: exactly one non-empty segment.
  *   /orders/*        *: exactly one non-empty segment (an anonymous {name}).
@@ -19,6 +19,10 @@
  * compared with the canonical path literally, so a '%' could never mean what the author intended).
  * Characters a canonical path always escapes (double quote, < > [ ] ^ | and the backquote; see
  * policy/path-spelling.ts) are written raw in a pattern and compared in their escaped spelling.
+ *
+ * WHY case does not count: some backends route without regard to case (ASP.NET, IIS, anything on a
+ * case-insensitive file system), so "/ADMIN" would reach the endpoint a pattern "/admin" guards.
+ * An endpoint policy only ever restricts, so covering more spellings can only restrict more.
  *
  * Compilation allocates; matching (per request) walks the path with indexOf/startsWith and never
  * allocates.
@@ -100,8 +104,9 @@ function parse(pattern: string): Parsed | string {
     const open = seg.indexOf('{');
     const close = seg.indexOf('}');
     if (open < 0 && close < 0) {
-      // Compared with the canonical path literally, so spelled as it spells them ('"' is "%22").
-      segments.push(canonicalSpelling(seg));
+      // Compared with the canonical path, so spelled as it spells them ('"' is "%22"); lower case,
+      // as matches() folds the path's ASCII letters.
+      segments.push(canonicalSpelling(seg).toLowerCase());
       continue;
     }
     if (open !== 0 || close !== seg.length - 1 || seg.lastIndexOf('{') !== 0) {
@@ -117,6 +122,17 @@ function parse(pattern: string): Parsed | string {
     segments.push(null);
   }
   return { segments, globstar };
+}
+
+/** HOT PATH. relPath[pos, pos + lit.length) equals `lit` (lower case) but for ASCII case. */
+function equalsFolded(relPath: string, pos: number, lit: string): boolean {
+  if (relPath.startsWith(lit, pos)) return true; // the common spelling: already lower case
+  for (let i = 0; i < lit.length; i++) {
+    let c = relPath.charCodeAt(pos + i);
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== lit.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 class CompiledEndpointPattern implements EndpointPattern {
@@ -146,7 +162,7 @@ class CompiledEndpointPattern implements EndpointPattern {
       const segLen = end - pos;
       if (segLen === 0) return false; // empty segment (end of path, or "//")
       const lit = segments[k]!;
-      if (lit !== null && (lit.length !== segLen || !relPath.startsWith(lit, pos))) return false;
+      if (lit !== null && (lit.length !== segLen || !equalsFolded(relPath, pos, lit))) return false;
       pos = end + 1;
     }
     // All pattern segments matched. "**" takes whatever follows (nothing, "/", or more segments);

@@ -112,6 +112,10 @@ describe('routing, ENDPOINT scope and canonical paths', () => {
       '/api/v1/items%3abatch',
       '/api/v1/items%3Abatch',
       '/api/v1/%69tems%3Abatch',
+      // Case: a backend that routes without regard to it would serve /admin.
+      '/api/ADMIN',
+      '/api/Admin/x',
+      '/api/USERS/%40ME',
     ])('%s is checked on its canonical path: denied and not forwarded', async (path) => {
       const before = up1.requests.length;
       // Raw bytes: no client library gets a chance to normalise the path first.
