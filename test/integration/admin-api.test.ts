@@ -128,6 +128,17 @@ describe('apiops admin API', () => {
       expect((await call('GET', '/apiops/projects/p/apiProxies/api/deploy-status/')).body.redeployRequired).toBe(false);
     });
 
+    it('refuses a deploy: false change whose working copy does not compile (400 naming the field), writing nothing', async () => {
+      const before = readFileSync(storeFile, 'utf8');
+      const r = await call('POST', `${POL}ghost-group/`, {
+        body: { operationMetadata: { targetScope: 'ALL', targetPipeline: 'REQUEST', deploy: false }, policy: { type: 'policy-white-ip', ipGroupIdList: ['no-such-group'] } },
+      });
+      expect(r.status).toBe(400);
+      expect(r.body.details).toEqual([{ path: expect.stringMatching(/\.policies\[\d+\]\.policy\.ipGroupIdList\[0\]$/), message: 'no IP group "no-such-group" in project p' }]);
+      // Stored, it would make every later deploying write on the proxy fail.
+      expect(readFileSync(storeFile, 'utf8')).toBe(before);
+    });
+
     it('reports "no live gateway node" for an environment no node serves', async () => {
       expect((await call('POST', '/apiops/environments/staging/', { body: { description: 'no node here' } })).status).toBe(201);
       const r = await call('POST', `${POL}staging-only/`, {
@@ -223,12 +234,33 @@ describe('apiops admin API', () => {
       expect(readFileSync(storeFile, 'utf8')).toBe(before);
     });
 
-    it('deploys a delete only when asked: with no body, the deployed copy stays as it was', async () => {
+    it('refuses a delete that does not name the policy\'s own targetScope and targetPipeline (400 naming the field), deleting nothing', async () => {
+      const before = readFileSync(storeFile, 'utf8');
+      const none = await call('DELETE', `${POL}block-bad/`);
+      expect(none.status).toBe(400);
+      expect(none.body.details).toEqual([{ path: 'operationMetadata', message: 'required' }]);
+      const half = await call('DELETE', `${POL}block-bad/`, { body: { operationMetadata: { targetScope: 'ALL' } } });
+      expect(half.status).toBe(400);
+      expect(half.body.details).toEqual([{ path: 'operationMetadata.targetPipeline', message: 'required' }]);
+      // block-bad is an ALL / REQUEST policy.
+      const other = await call('DELETE', `${POL}block-bad/`, { body: { operationMetadata: { targetScope: 'ENDPOINT', targetPipeline: 'ERROR' } } });
+      expect(other.status).toBe(400);
+      expect(other.body.details).toEqual([
+        { path: 'operationMetadata.targetScope', message: "the policy's scope is ALL, not ENDPOINT" },
+        { path: 'operationMetadata.targetPipeline', message: "the policy's pipeline is REQUEST, not ERROR" },
+      ]);
+      const pipeline = await call('DELETE', `${POL}block-bad/`, { body: { operationMetadata: { targetScope: 'ALL', targetPipeline: 'RESPONSE' } } });
+      expect(pipeline.body.details).toEqual([{ path: 'operationMetadata.targetPipeline', message: "the policy's pipeline is REQUEST, not RESPONSE" }]);
+      expect(readFileSync(storeFile, 'utf8')).toBe(before);
+      expect((await call('GET', `${POL}block-bad/`)).status).toBe(200);
+    });
+
+    it('deploys a delete only when asked: without deploy, the deployed copy stays as it was', async () => {
       const meta = { targetScope: 'ALL', targetPipeline: 'REQUEST' };
       const added = await call('POST', `${POL}quiet/`, { body: { operationMetadata: { ...meta, deploy: false }, policy: { type: 'policy-black-ip', ipList: ['10.9.9.9'] } } });
       expect(added.body.deploymentResult.deploymentResults).toEqual([]);
       const histories = (await call('GET', '/apiops/projects/p/apiProxies/api/deploy-histories/')).body.resultCount;
-      const del = await call('DELETE', `${POL}quiet/`);
+      const del = await call('DELETE', `${POL}quiet/`, { body: { operationMetadata: meta } });
       expect(del.status).toBe(200);
       expect(del.body.deploymentResult.deploymentResults).toEqual([]);
       expect((await call('GET', '/apiops/projects/p/apiProxies/api/deploy-histories/')).body.resultCount).toBe(histories);
@@ -352,10 +384,13 @@ describe('apiops admin API', () => {
       expect((await call('DELETE', '/apiops/projects/q/')).status).toBe(409);
       const dup = await call('POST', '/apiops/projects/q/apiProxies/svc2/environments/production/');
       expect(dup.status).toBe(404);
+      // Two proxies on one basePath do not compile: refused when created, not first when deployed.
+      const before = readFileSync(storeFile, 'utf8');
       const clash = await call('POST', '/apiops/projects/q/apiProxies/svc2/', { body: { basePath: '/svc', upstream: { url: up.url } } });
-      expect(clash.status).toBe(201);
-      const conflict = await call('POST', '/apiops/projects/q/apiProxies/svc2/environments/production/');
-      expect(conflict.status).toBe(400); // two proxies on one basePath do not compile; nothing is deployed
+      expect(clash.status).toBe(400);
+      expect(clash.body.details).toEqual([{ path: 'basePath', message: 'Duplicate route for basePath "/svc": two routes without hosts' }]);
+      expect(readFileSync(storeFile, 'utf8')).toBe(before);
+      expect((await call('GET', '/apiops/projects/q/apiProxies/svc2/')).status).toBe(404);
       expect((await send(gw.port, '/svc/a')).status).toBe(200);
     });
 

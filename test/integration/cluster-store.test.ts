@@ -143,18 +143,18 @@ describe.runIf(hasPostgres)('cluster store against PostgreSQL', () => {
     const rev = s.data.revision;
     const log = await sql.unsafe(`select kind, key, op from "${schema}".change_log where revision = $1`, [rev]);
     expect(log.map((r) => [r.kind, r.key, r.op])).toEqual([['environment', 'staging', 'insert']]);
-    // One blob per deployed copy still referenced: the large one (the seed's copy it replaced is gone).
+    // One blob per deployed copy still referenced: the large one, and the seed's, which its history keeps.
     const blobs = await sql.unsafe(`select hash from "${schema}".blobs`);
-    expect(blobs).toHaveLength(1);
+    expect(blobs).toHaveLength(2);
     // Another node reads the same state, deployed copy included.
     const other = await open(schema);
     expect(other.data.projects[0]!.proxies[0]!.deployments.production!.proxy.policies[0]!.policy.ipList).toHaveLength(5000);
     expect(JSON.stringify(other.data)).toBe(JSON.stringify(s.data));
-    // Undeploying drops the blob nobody references any more.
+    // Undeploying drops the blob nobody references any more (the history still holds the seed's).
     await s.update((d) => {
       delete d.projects[0]!.proxies[0]!.deployments.production;
     });
-    expect(await sql.unsafe(`select hash from "${schema}".blobs`)).toHaveLength(0);
+    expect(await sql.unsafe(`select hash from "${schema}".blobs`)).toHaveLength(1);
   });
 
   it("a write's draft shares the committed lists and audit records instead of copying them, on the writer and on a node that read them", async () => {

@@ -144,4 +144,18 @@ describe('export and import', () => {
     }
     expect((await call('GET', '/apiops/environments/')).body).toEqual(envs);
   });
+
+  it('keeps the deploy history across an import, and adds the import to it', async () => {
+    const HIST = '/apiops/projects/p/apiProxies/api/deploy-histories/';
+    const before = (await call('GET', HIST)).body.resultList;
+    // The config seed's deployment, revision 1, is the oldest; the imports since did not drop it.
+    expect(before[before.length - 1]).toMatchObject({ revision: 1, environmentName: 'production', kind: 'deploy', deployedBy: 'config' });
+    const doc = (await call('GET', '/apiops/export/')).body;
+    expect((await call('PUT', '/apiops/import/', doc)).status).toBe(200);
+    const after = (await call('GET', HIST)).body.resultList;
+    expect(after.slice(1)).toEqual(before);
+    expect(after[0]).toMatchObject({ revision: doc.revision + 1, environmentName: 'production', kind: 'deploy' });
+    const rollback = await call('POST', `${HIST}${before[before.length - 1].revision}/rollback/`);
+    expect(rollback.status).toBe(200);
+  });
 });

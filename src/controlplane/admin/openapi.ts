@@ -50,11 +50,12 @@ const BODY_SCHEMAS = {
   },
   PolicyDeleteOptions: {
     schema: deleteBodySchema,
-    description: 'Optional. operationMetadata.deploy (default false) deploys the change to deployTargetEnvironmentNameList, or to every environment the proxy is deployed to.',
+    description:
+      'operationMetadata.targetScope and targetPipeline are required and must be the policy\'s own (400 otherwise, naming the field). operationMetadata.deploy (default false) deploys the change to deployTargetEnvironmentNameList, or to every environment the proxy is deployed to.',
   },
   IpGroupEntries: {
     schema: entriesBodySchema,
-    description: 'IP group entries. createdBy and createdAt are set by the server and must be absent. Duplicates (same IP and action) are ignored. description is at most 255 bytes, metadata 4096; expiresAt is an RFC 3339 timestamp.',
+    description: 'IP group entries. createdBy and createdAt are set by the server and must be absent. ip is stored in canonical form (a single address as a /32 or /128). Duplicates (same IP and action) are ignored. description is at most 255 bytes, metadata 4096; expiresAt is an RFC 3339 timestamp.',
   },
   IpGroupEntryRemoval: { schema: removeBodySchema, description: 'The IP texts of the entries to remove (compared in canonical form).' },
   AdminAccessList: { schema: adminAccessBodySchema, description: 'The admin listener\'s IP allowlist; empty means unrestricted.' },
@@ -355,7 +356,7 @@ export const OPERATIONS: Readonly<Record<string, OperationDoc>> = {
     tag: 'Policies',
     summary: 'Delete a policy',
     description: `Does not deploy unless operationMetadata.deploy is true. ${LOCKOUT}`,
-    body: { schema: 'PolicyDeleteOptions', required: false },
+    body: { schema: 'PolicyDeleteOptions', required: true },
     response: deployment(),
     etag: true,
     ifMatch: true,

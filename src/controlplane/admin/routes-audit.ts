@@ -2,7 +2,7 @@
  * GET /apiops/audit/ — every admin write, newest first, filterable by project and proxy.
  */
 import type { Route } from './router.js';
-import { nextPageUri, parseCursor, parseLimit } from './pagination.js';
+import { cursorOf, nextPageUri, parseCursor, parseLimit } from './pagination.js';
 import type { AdminService } from './service.js';
 
 export function auditRoutes(svc: AdminService): Route[] {
@@ -28,7 +28,7 @@ export function auditRoutes(svc: AdminService): Route[] {
         }
         const last = out[out.length - 1];
         const more = last !== undefined && out.length === limit && audit.some((r) => r.id < last.id && (project === null || r.project?.toLowerCase() === project) && (proxy === null || r.proxy?.toLowerCase() === proxy));
-        return { body: { success: true, resultList: out, resultCount: out.length, next_page_uri: more ? nextPageUri('/apiops/audit/', c.query, last.id) : null } };
+        return { body: { success: true, resultList: out, resultCount: out.length, next_page_uri: more ? nextPageUri('/apiops/audit/', c.query, cursorOf(last.id)) : null } };
       },
     },
   ];

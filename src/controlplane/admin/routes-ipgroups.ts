@@ -21,10 +21,10 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ipEntrySchema, ipGroupEntrySchema } from '../../config/schema.js';
 import type { IpGroupEntry, PolicyBinding } from '../../policy/model.js';
-import { parseIpEntry } from '../../policy/ip-entry.js';
 import type { IpGroupRecord, ProjectRecord, StoreData } from '../store/state.js';
+import { groupEntryIp } from '../store/to-state.js';
 import { AdminError } from './errors.js';
-import { nextPageUri, parseCursor, parseLimit } from './pagination.js';
+import { keyCursorOf, nextPageUri, parseKeyCursor, parseLimit, type KeyCursor } from './pagination.js';
 import type { Route, RouteReply } from './router.js';
 import { describedSchema } from './routes-resources.js';
 import { checkIfMatch, deploymentReply, etagOf, findProject, nextVersion, type AdminService, type RouteCaller } from './service.js';
@@ -93,15 +93,9 @@ function groupView(g: IpGroupRecord): Record<string, unknown> {
   return { id: g.id, name: g.name, description: g.description ?? null, entryCount: g.entries.length, version: g.version };
 }
 
-/** The canonical text of an entry's IP (validated already, so parsing succeeds). */
-function canonicalIp(text: string): string {
-  const r = parseIpEntry(text);
-  return r.ok ? r.canonical : text.trim();
-}
-
 /** Duplicate key: the IP's canonical text and the action (absent = the referencing policy's own action). */
 function entryKey(e: Pick<IpGroupEntry, 'ip' | 'action'>): string {
-  return `${canonicalIp(e.ip)}\n${e.action ?? ''}`;
+  return `${groupEntryIp(e.ip)}\n${e.action ?? ''}`;
 }
 
 /**
@@ -121,7 +115,7 @@ function newEntries(list: readonly EntryInput[], keys: Set<string>, actor: strin
 }
 
 function storedEntry(e: EntryInput, actor: string, at: string): IpGroupEntry {
-  const out: IpGroupEntry = { ip: e.ip.trim() };
+  const out: IpGroupEntry = { ip: groupEntryIp(e.ip) };
   if (e.action !== undefined) out.action = e.action;
   if (e.description !== undefined) out.description = e.description;
   if (e.metadata !== undefined) out.metadata = e.metadata;
@@ -129,6 +123,24 @@ function storedEntry(e: EntryInput, actor: string, at: string): IpGroupEntry {
   out.createdAt = at;
   if (e.expiresAt !== undefined) out.expiresAt = e.expiresAt;
   return out;
+}
+
+/** An entry as a cursor names it: its stored ip and action, unique in a group (see newEntries). */
+function cursorKey(e: IpGroupEntry): string {
+  return `${e.ip}\n${e.action ?? ''}`;
+}
+
+/**
+ * Where the page after `c` starts: just after the entry it names. Between two pages, entries are
+ * removed (moving later ones towards the front) or appended, so that entry is at or before the
+ * position the cursor recorded. One no longer there is a 400: where it was cannot be known, and
+ * a guess could skip entries.
+ */
+function resumeAt(entries: readonly IpGroupEntry[], c: KeyCursor): number {
+  for (let i = Math.min(c.at, entries.length) - 1; i >= 0; i--) if (cursorKey(entries[i]!) === c.key) return i + 1;
+  throw new AdminError('BAD_REQUEST', 'the entry this cursor names was removed after that page was read; list the entries again from the start', [
+    { path: 'cursor', message: 'names an entry that is no longer in the group' },
+  ]);
 }
 
 /** A new id: "ipg_" + 16 hex digits, not equal to any id or (lower-cased) name in the project. */
@@ -232,12 +244,14 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
       handler: async (c) => {
         const g = findGroup(findProject(svc.data(), c.params.project!), c.params.group!);
         const limit = parseLimit(c.query);
-        const from = parseCursor(c.query) ?? 0;
+        const cursor = parseKeyCursor(c.query);
+        const from = cursor === null ? 0 : resumeAt(g.entries, cursor);
         const entries = g.entries.slice(from, from + limit);
         const end = from + entries.length;
         const path = new URL(c.req.url ?? '/', 'http://admin.invalid').pathname;
+        const next = end < g.entries.length ? nextPageUri(path, c.query, keyCursorOf({ at: end, key: cursorKey(g.entries[end - 1]!) })) : null;
         return {
-          body: { success: true, entries, next_page_uri: end < g.entries.length ? nextPageUri(path, c.query, end) : null },
+          body: { success: true, entries, next_page_uri: next },
           etag: etagOf(g.version),
         };
       },
@@ -276,12 +290,12 @@ export function ipGroupRoutes(svc: AdminService, bodyLimit: number): Route[] {
       handler: async (c) => {
         const body = await c.json(removeBodySchema, bodyLimit);
         return entryWrite(c, 'ipGroup.entries.remove', (g) => {
-          const wanted = new Set(body.entries.map(canonicalIp));
+          const wanted = new Set(body.entries.map(groupEntryIp));
           const matched = new Set<string>();
           const kept: IpGroupEntry[] = [];
           const removed: IpGroupEntry[] = [];
           for (const e of g.entries) {
-            const ip = canonicalIp(e.ip);
+            const ip = groupEntryIp(e.ip);
             if (wanted.has(ip)) {
               matched.add(ip);
               removed.push(e);

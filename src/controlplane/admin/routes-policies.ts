@@ -13,21 +13,37 @@ import { z } from 'zod';
 import { environmentNamesSchema, policyBindingSchema } from '../../config/schema.js';
 import type { PolicyBinding, TargetPipeline } from '../../policy/model.js';
 import { cloneDraft, freezeLeafArrays } from '../store/blobs.js';
-import type { ProxyRecord, StoreData } from '../store/state.js';
-import { AdminError } from './errors.js';
+import { MAX_HISTORY, type ProxyRecord, type StoreData } from '../store/state.js';
+import { AdminError, type ErrorDetail } from './errors.js';
 import type { Route, RouteContext, RouteReply } from './router.js';
 import { checkIfMatch, deploymentReply, etagOf, findProject, findProxy, nextVersion, type AdminService } from './service.js';
 
+/** A missing field is named as such, not as an invalid value. */
+const required = { error: (i: { input: unknown }) => (i.input === undefined ? 'required' : undefined) };
+
+/** Apinizer's delete body: targetScope and targetPipeline are required (and must be the policy's). */
 export const deleteBodySchema = z.strictObject({
-  operationMetadata: z
-    .strictObject({
-      targetScope: z.enum(['ALL', 'ENDPOINT']).optional(),
-      targetPipeline: z.enum(['REQUEST', 'RESPONSE', 'ERROR']).optional(),
+  operationMetadata: z.strictObject(
+    {
+      targetScope: z.enum(['ALL', 'ENDPOINT'], required),
+      targetPipeline: z.enum(['REQUEST', 'RESPONSE', 'ERROR'], required),
       deploy: z.boolean().optional(),
       deployTargetEnvironmentNameList: environmentNamesSchema.optional(),
-    })
-    .optional(),
+    },
+    required,
+  ),
 });
+
+/**
+ * A delete names the policy's scope and pipeline: one that names others is refused, as it says
+ * the client meant another policy than the one the URL names.
+ */
+function checkDeleteTarget(old: PolicyBinding, meta: z.output<typeof deleteBodySchema>['operationMetadata']): void {
+  const details: ErrorDetail[] = [];
+  if (meta.targetScope !== old.operationMetadata.targetScope) details.push({ path: 'operationMetadata.targetScope', message: `the policy's scope is ${old.operationMetadata.targetScope}, not ${meta.targetScope}` });
+  if (meta.targetPipeline !== old.operationMetadata.targetPipeline) details.push({ path: 'operationMetadata.targetPipeline', message: `the policy's pipeline is ${old.operationMetadata.targetPipeline}, not ${meta.targetPipeline}` });
+  if (details.length > 0) throw new AdminError('BAD_REQUEST', `policy ${old.policy.name}: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`, details);
+}
 
 function indexOfPolicy(r: ProxyRecord, name: string): number {
   return r.draft.policies.findIndex((b) => b.policy.name.toLowerCase() === name.toLowerCase());
@@ -124,9 +140,6 @@ export function deployTo(d: StoreData, r: ProxyRecord, envs: readonly string[], 
   if (r.history !== undefined && r.history.length > MAX_HISTORY) r.history.splice(0, r.history.length - MAX_HISTORY);
 }
 
-/** Deployments kept per proxy for rollback. */
-const MAX_HISTORY = 20;
-
 export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
   const base = '/apiops/projects/:project/apiProxies/:proxy/policies/';
 
@@ -144,7 +157,7 @@ export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
       r.version = nextVersion(d);
       const deployed = deploy ? deployTargets(d, r, envs) : [];
       deployTo(d, r, deployed, c.actor);
-      return { result: r.version, deployed, before, after };
+      return { result: r.version, deployed, before, after, working: r };
     });
     return { body: deploymentReply(out.deploymentResults), etag: etagOf(out.result) };
   };
@@ -221,12 +234,15 @@ export function policyRoutes(svc: AdminService, bodyLimit: number): Route[] {
       path: `${base}:policy/`,
       write: true,
       handler: async (c) => {
+        // An empty body is read as {}, so that it is a 400 naming operationMetadata, not a 415.
         const body = await c.json(deleteBodySchema, bodyLimit, true);
         return policyWrite(c, 'policy.delete', (r) => {
-          const [old] = r.draft.policies.splice(existing(r, c.params.policy!), 1);
-          // The seed's default for delete is deploy: false.
+          const i = existing(r, c.params.policy!);
           const meta = body.operationMetadata;
-          return { before: old!, after: null, deploy: meta?.deploy === true, envs: meta?.deployTargetEnvironmentNameList };
+          checkDeleteTarget(r.draft.policies[i]!, meta);
+          const [old] = r.draft.policies.splice(i, 1);
+          // The seed's default for delete is deploy: false.
+          return { before: old!, after: null, deploy: meta.deploy === true, envs: meta.deployTargetEnvironmentNameList };
         });
       },
     },

@@ -32,7 +32,6 @@ export function portableRoutes(svc: AdminService, bodyLimit: number): Route[] {
             const next = importState(d, doc, svc.environment);
             d.environments = next.environments;
             d.projects = next.projects;
-            for (const p of d.projects) for (const r of p.proxies) for (const dep of Object.values(r.deployments)) dep.revision = d.revision + 1;
             const deployed = [...new Set(d.projects.flatMap((p) => p.proxies.flatMap((r) => Object.keys(r.deployments))))].sort();
             return { result: null, deployed, before, after: doc };
           },

@@ -157,7 +157,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
             if (p.proxies.some((r) => r.draft.name.toLowerCase() === name.toLowerCase())) throw new AdminError('CONFLICT', `API proxy ${JSON.stringify(name)} already exists in project ${p.name}`);
             const rec: ProxyRecord = { draft: { name, ...body, policies: [] }, version: nextVersion(d), deployments: {} };
             p.proxies.push(rec);
-            return { result: rec.version, deployed: [], before: null, after: rec.draft };
+            return { result: rec.version, deployed: [], before: null, after: rec.draft, working: rec };
           },
         });
         return { status: 201, body: { success: true }, etag: etagOf(out.result) };
@@ -176,7 +176,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
           // Replacing a proxy's routing keeps its policies; it is enforced at the next deploy.
           r.draft = { name: r.draft.name, ...body, policies: r.draft.policies };
           r.version = nextVersion(d);
-          return { result: r.version, deployed: [], before, after: { ...r.draft, policies: undefined } };
+          return { result: r.version, deployed: [], before, after: { ...r.draft, policies: undefined }, working: r };
         });
         return { body: { success: true }, etag: etagOf(out.result) };
       },
@@ -259,7 +259,7 @@ export function resourceRoutes(svc: AdminService, bodyLimit: number): Route[] {
           r.version = nextVersion(d);
           const envs = [...new Set(entries.map((h) => h.environment))].filter((e) => d.environments.some((x) => x.name === e));
           deployTo(d, r, envs, c.actor, 'rollback');
-          return { result: r.version, deployed: envs, before, after: r.draft };
+          return { result: r.version, deployed: envs, before, after: r.draft, working: r };
         });
         return { body: deploymentReply(out.deploymentResults), etag: etagOf(out.result) };
       },

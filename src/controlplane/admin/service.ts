@@ -2,10 +2,11 @@
  * The admin API's operations on the store, independent of HTTP.
  *
  * Every write is one serialised store update. Inside it, the changed state is compiled for every
- * environment the write deploys to (and for this node's own): a change that does not compile is
- * refused with the compiler's field paths and nothing is written. After the commit, this node's
- * snapshot is swapped in before the response is sent, so a deploymentResult of success for this
- * node's environment means "enforced here, now".
+ * environment the write deploys to (and for this node's own), and a working copy it changes is
+ * compiled as if deployed: a change that does not compile is refused with the compiler's field
+ * paths and nothing is written. After the commit, this node's snapshot is swapped in before the
+ * response is sent, so a deploymentResult of success for this node's environment means
+ * "enforced here, now".
  */
 import type { CompileIssue, CompileResult } from '../../policy/compile.js';
 import type { PolicyState } from '../../policy/model.js';
@@ -62,8 +63,11 @@ export interface WriteSpec<T> {
   readonly proxy: string | null;
   /** The caller, for lockout protection on API proxies that front the admin API. */
   readonly caller?: { readonly callerIp: string | null; readonly force: boolean } | undefined;
-  /** Mutates the draft store; returns the result, the environments deployed to, and before/after for the audit. */
-  readonly mutate: (d: StoreData) => { result: T; deployed: readonly string[]; before: unknown; after: unknown };
+  /**
+   * Mutates the draft store; returns the result, the environments deployed to, before/after for
+   * the audit, and the API proxy (a record of `d`) whose working copy it changed, if any.
+   */
+  readonly mutate: (d: StoreData) => { result: T; deployed: readonly string[]; before: unknown; after: unknown; working?: ProxyRecord };
 }
 
 /** The parts of a route's context writeProxy and writeProject need (a RouteContext has them). */
@@ -74,12 +78,21 @@ export interface RouteCaller {
   readonly params: Readonly<Record<string, string>>;
 }
 
-function issuesToError(env: string, issues: readonly CompileIssue[]): AdminError {
+function issuesToError(env: string, issues: readonly CompileIssue[], what = 'the change'): AdminError {
   return new AdminError(
     'BAD_REQUEST',
-    `the change does not compile for environment ${env}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+    `${what} does not compile for environment ${env}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
     issues.map((i) => ({ path: i.path, message: i.message })),
   );
+}
+
+/**
+ * The compiler reports a route clash at the state's root ("projects"). Every other proxy is as it
+ * was deployed, and compiled then, so in a working-copy check the clash is this proxy's: its
+ * basePath is the field to name.
+ */
+function routingIssue(i: CompileIssue): CompileIssue {
+  return i.path === 'projects' && i.message.startsWith('Duplicate route for basePath') ? { path: 'basePath', message: i.message } : i;
 }
 
 export class AdminService {
@@ -147,16 +160,35 @@ export class AdminService {
     return this.write({ actor: c.actor, caller: c, action, target, project: c.params.project!, proxy: null, mutate });
   }
 
+  /**
+   * A working copy that does not compile must not be stored either: saved with deploy: false, it
+   * would make every later deploying write of the proxy fail. It is compiled as if deployed, with
+   * the other proxies as they are deployed, to each environment the proxy is deployed to (where
+   * its next default deploy goes), or to every environment when it is deployed nowhere (its
+   * first deploy may go to any). An environment this write deployed it to was compiled already.
+   */
+  private checkWorkingCopy(next: Readonly<StoreData>, r: ProxyRecord): void {
+    const deployedTo = Object.keys(r.deployments);
+    const envs = deployedTo.length > 0 ? deployedTo : next.environments.map((e) => e.name);
+    for (const env of envs) {
+      if (r.deployments[env]?.revision === next.revision) continue;
+      const c = this.deps.compile(stateForEnvironment(next, env, r));
+      if (!c.ok) throw issuesToError(env, c.issues.map(routingIssue), `the working copy of API proxy ${r.draft.name}`);
+    }
+  }
+
   async write<T>(spec: WriteSpec<T>): Promise<WriteOutcome<T>> {
     const store = this.deps.store;
     if (store === null) throw new AdminError('SERVICE_UNAVAILABLE', 'no store is configured (set store.file or IPGATE_STORE)');
     let own: CompileResult | null = null;
     let deployed: readonly string[] = [];
+    let working: ProxyRecord | undefined;
     const { data, result } = await store
       .update(
         (d) => {
           const m = spec.mutate(d);
           deployed = m.deployed;
+          working = m.working;
           appendAudit(d, { actor: spec.actor, action: spec.action, target: spec.target, project: spec.project, proxy: spec.proxy, before: m.before, after: m.after });
           return m.result;
         },
@@ -172,6 +204,7 @@ export class AdminService {
                 if (spec.caller !== undefined && !spec.caller.force) this.lockoutGuard(r.snapshot, spec.caller.callerIp);
               }
             }
+            if (working !== undefined) this.checkWorkingCopy(next, working);
           },
         },
       )

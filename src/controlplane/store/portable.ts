@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { environmentNamesSchema, projectSchema } from '../../config/schema.js';
 import type { PolicyState } from '../../policy/model.js';
-import type { StoreData } from './state.js';
+import { MAX_HISTORY, type StoreData } from './state.js';
 import { seedStore } from './to-state.js';
 
 export const exportSchema = z.strictObject({
@@ -64,6 +64,17 @@ export function importState(current: Readonly<StoreData> | null, doc: ExportDoc,
     // Every resource is new content at the revision the import commits (the store's + 1): a version
     // restarted at 1 would let an If-Match read before the import match again (admin/service.ts nextVersion).
     for (const p of next.projects) for (const r of [...p.proxies, ...p.ipGroups]) r.version = current.revision + 1;
+    for (const p of next.projects) {
+      const was = current.projects.find((x) => x.name.toLowerCase() === p.name.toLowerCase());
+      for (const r of p.proxies) {
+        // The import deploys at the revision it commits, and is recorded as a deploy is. A proxy's
+        // past deployments stay in its history, to roll back to, as after any deploy.
+        // (seedStore recorded the import's deployments in r.history.)
+        for (const dep of [...Object.values(r.deployments), ...(r.history ?? [])]) dep.revision = current.revision + 1;
+        const old = was?.proxies.find((x) => x.draft.name.toLowerCase() === r.draft.name.toLowerCase())?.history ?? [];
+        r.history = [...old, ...(r.history ?? [])].slice(-MAX_HISTORY);
+      }
+    }
     next.audit = [...current.audit];
     if (current.adminAccess !== undefined) next.adminAccess = structuredClone(current.adminAccess);
   }

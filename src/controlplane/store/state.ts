@@ -34,6 +34,9 @@ export interface HistoryRecord extends DeploymentRecord {
   kind: string;
 }
 
+/** Past deployments kept per proxy, for rollback. */
+export const MAX_HISTORY = 20;
+
 export interface ProxyRecord {
   draft: ProxyDraft;
   /**
