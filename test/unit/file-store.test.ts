@@ -89,6 +89,22 @@ describe('FileStore basics', () => {
     expect(await tempFiles()).toEqual([]);
   });
 
+  it('refuses to treat a lost store file as a first start when its blobs remain (seeding would replace every policy)', async () => {
+    const store = await FileStore.create(file, initial());
+    await store.close();
+    const blobDir = `${file}.blobs`;
+    await mkdir(blobDir, { recursive: true });
+    await writeFile(join(blobDir, `${'ab'.repeat(32)}.json`), '{}');
+    await rm(file);
+    const e = await openCorrupt(file);
+    expect(e.reason).toContain('the file is missing');
+    expect(e.reason).toContain(blobDir);
+    await expect(FileStore.open(file, { readOnly: true })).rejects.toBeInstanceOf(StoreCorruptError);
+    // Without blobs it is a first start.
+    await rm(blobDir, { recursive: true });
+    expect(await FileStore.open(file)).toBeNull();
+  });
+
   it('increments the revision by exactly one per update and persists every commit', async () => {
     const store = await FileStore.create(file, initial({ revision: 3 }));
     for (let i = 1; i <= 5; i++) {

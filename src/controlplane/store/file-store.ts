@@ -98,7 +98,7 @@ export class FileStore implements Store {
   static async open(file: string, opts?: { nodeId?: string; readOnly?: boolean }): Promise<FileStore | null> {
     if (opts?.readOnly === true) return FileStore.#openReadOnly(file);
     const read = await readStoreFile(file);
-    if (read === null) return null;
+    if (read === null) return FileStore.#absent(file);
     const blobs = new BlobDir(file);
     const data = await decodeStoreFile(file, read.bytes, blobs);
     // Only the store's owner (the process holding its lock) cleans up after a crashed write.
@@ -115,7 +115,7 @@ export class FileStore implements Store {
   static async #openReadOnly(file: string): Promise<FileStore | null> {
     for (let attempt = 1; ; attempt++) {
       const read = await readStoreFile(file);
-      if (read === null) return null;
+      if (read === null) return FileStore.#absent(file);
       const blobs = new BlobDir(file);
       try {
         const data = await decodeStoreFile(file, read.bytes, blobs);
@@ -126,6 +126,26 @@ export class FileStore implements Store {
         if (!(err instanceof StoreCorruptError) || !changed || attempt >= 5) throw err;
       }
     }
+  }
+
+  /**
+   * No store file: null (a first start, which seeds it), unless its blob directory holds blobs.
+   * Then the store existed and its file was lost, and seeding afresh from the config would silently
+   * replace every policy the store held with the config's (perhaps a permissive sample): refuse.
+   */
+  static async #absent(file: string): Promise<null> {
+    const dir = new BlobDir(file).dir;
+    let blobs: string[];
+    try {
+      blobs = (await readdir(dir)).filter((n) => n.endsWith('.json'));
+    } catch {
+      return null;
+    }
+    if (blobs.length === 0) return null;
+    throw new StoreCorruptError(
+      file,
+      `the file is missing, but ${dir} holds ${blobs.length} blob(s), so the store existed and its file was lost. Restore ${file}, or remove ${dir} to seed a new store from the config`,
+    );
   }
 
   /** Creates a new store file holding `initial` (its revision kept as given). Fails if the file exists. */
