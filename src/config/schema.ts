@@ -172,7 +172,7 @@ export const apiProxySchema = z.strictObject({
   basePath: basePathSchema,
   hosts: z.array(hostSchema).optional(),
   upstream: upstreamSchema,
-  environments: z.array(nameSchema).default(['production']),
+  environments: environmentNamesSchema.default(['production']),
   policies: z.array(configPolicySchema).default([]),
 });
 

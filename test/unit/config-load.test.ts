@@ -57,6 +57,18 @@ describe('config loading', () => {
     expect(parseConfigText('listen: "127.0.0.1:0"\n', 't.yaml').trustedProxies).not.toEqual([]);
   });
 
+  it("refuses an API proxy that names one environment twice, in any case", () => {
+    const issues = issuesOf(`projects:
+  - name: p
+    apiProxies:
+      - name: a
+        basePath: /a
+        upstream: { url: "http://127.0.0.1:9" }
+        environments: [production, PRODUCTION]
+`);
+    expect(issues).toContainEqual(expect.stringMatching(/^projects\[0\]\.apiProxies\[0\]\.environments\[1\]: PRODUCTION: the same environment as \[0\]/));
+  });
+
   it('names store.postgres.url when a bare "%" would fail only at connect time', () => {
     expect(issuesOf('store: { postgres: { url: "postgres://ipgate:50%off@127.0.0.1:5432/x" } }\n')).toContainEqual(
       expect.stringMatching(/^store\.postgres\.url: has a "%" that is not a percent-escape/),
